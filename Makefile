@@ -1,0 +1,52 @@
+# nopekit build and test entry points. The README's two set-up commands are `make run` and
+# `make test`; CI (.ci/run) calls `make test`.
+#
+# Release and test builds pass -target-cpu so that SIMD FMA and Float16 conversion compile to
+# instructions, not library calls (see docs/architecture.md). Override with TARGET_CPU=...
+
+TARGET_CPU ?= haswell
+SWIFT_FLAGS := -Xswiftc -target-cpu -Xswiftc $(TARGET_CPU)
+VENV := .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+FIXTURE := fixtures/safetensors/sharded
+
+.PHONY: run test deps venv release debug fixtures clean
+
+## run: install system packages if missing, build release, run the main job on the bundled model.
+run: deps release
+	.build/release/nopekit inspect $(FIXTURE)
+
+## test: the whole test suite: swift test (unit, golden and oracle tests), then the interop
+## check in which PyPI safetensors reads what nopekit writes.
+test: deps venv
+	swift test $(SWIFT_FLAGS)
+	$(PY) scripts/interop/check_safetensors.py --nopekit .build/debug/nopekit --workdir .build/interop
+
+## deps: Debian packages (OpenBLAS, zlib, pkg-config, Python venv), installed only if missing.
+deps:
+	@if ! pkg-config --exists openblas zlib 2>/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then \
+		echo "installing system packages: libopenblas-dev zlib1g-dev pkg-config python3-venv"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas-dev zlib1g-dev pkg-config python3-venv; \
+	fi
+
+## venv: the Python oracles (PyPI safetensors, numpy, ml_dtypes) in .venv.
+venv: $(PY)
+$(PY): scripts/reference/requirements.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q -r scripts/reference/requirements.txt
+	touch $(PY)
+
+release:
+	swift build -c release $(SWIFT_FLAGS)
+
+debug:
+	swift build $(SWIFT_FLAGS)
+
+## fixtures: regenerate the committed reference fixtures with the PyPI packages.
+fixtures: venv
+	$(PY) scripts/reference/make_safetensors_fixtures.py
+
+clean:
+	rm -rf .build

@@ -1,0 +1,32 @@
+// swift-tools-version:6.0
+// nopekit: NoPE length extension by per-head softmax temperatures.
+// Targets and the direction of imports are described in docs/architecture.md.
+import PackageDescription
+
+let package = Package(
+    name: "nopekit",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "nopekit", targets: ["nopekit"]),
+        .library(name: "Checkpoints", targets: ["Checkpoints"]),
+        .library(name: "Engine", targets: ["Engine"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "Checkpoints", dependencies: ["CZlib"]),
+        .target(name: "Engine", dependencies: ["Checkpoints", "COpenBLAS"]),
+        .executableTarget(
+            name: "nopekit",
+            dependencies: [
+                "Checkpoints", "Engine",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints"]),
+        .testTarget(name: "NopekitCLITests", dependencies: ["nopekit"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

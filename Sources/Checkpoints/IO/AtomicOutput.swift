@@ -1,0 +1,159 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+
+/// Output that appears at its final path only when complete.
+///
+/// Everything is written under a hidden temporary name in the destination folder (so the final
+/// `rename` is atomic on the same file system) and renamed into place by `commit()`. If writing
+/// fails, is interrupted (Ctrl-C, SIGTERM) or the process throws, `discard()` removes the
+/// partial output; nothing half-written is left behind and existing files are never replaced.
+public final class AtomicOutput {
+    public enum Kind { case file, directory }
+
+    public let finalPath: String
+    public let temporaryPath: String
+    public let kind: Kind
+    private var committed = false
+
+    /// Reserves `finalPath`. Fails if it exists (a non-empty folder, or any file), or if its
+    /// parent folder does not exist.
+    public init(finalPath: String, kind: Kind) throws {
+        let fm = FileManager.default
+        let url = URL(fileURLWithPath: finalPath).standardizedFileURL
+        self.finalPath = url.path
+        self.kind = kind
+        var isDir: ObjCBool = false
+        if fm.fileExists(atPath: url.path, isDirectory: &isDir) {
+            let emptyDir = isDir.boolValue && kind == .directory
+                && ((try? fm.contentsOfDirectory(atPath: url.path))?.isEmpty ?? false)
+            if !emptyDir { throw FileError.outputExists(path: url.path) }
+        }
+        let parent = url.deletingLastPathComponent().path
+        guard fm.fileExists(atPath: parent, isDirectory: &isDir), isDir.boolValue else {
+            throw FileError.cannotWrite(path: url.path, reason: "parent folder \(parent) does not exist")
+        }
+        temporaryPath = (parent as NSString).appendingPathComponent(".\(url.lastPathComponent).nopekit-partial-\(getpid())")
+        if kind == .directory {
+            do { try fm.createDirectory(atPath: temporaryPath, withIntermediateDirectories: false) } catch {
+                throw FileError.cannotWrite(path: temporaryPath, reason: error.localizedDescription)
+            }
+        }
+        Interruption.install()
+    }
+
+    deinit { if !committed { discard() } }
+
+    /// Path of `name` inside a directory output, while it is being written.
+    public func temporaryChild(_ name: String) -> String {
+        (temporaryPath as NSString).appendingPathComponent(name)
+    }
+
+    /// Renames the finished output into place.
+    public func commit() throws {
+        try Interruption.check(finalPath)
+        if kind == .directory, FileManager.default.fileExists(atPath: finalPath) {
+            // An empty destination folder was accepted in init; rename(2) replaces it.
+        }
+        guard rename(temporaryPath, finalPath) == 0 else {
+            let reason = String(cString: strerror(errno))
+            discard()
+            throw FileError.cannotWrite(path: finalPath, reason: reason)
+        }
+        committed = true
+    }
+
+    /// Removes the partial output (idempotent).
+    public func discard() {
+        try? FileManager.default.removeItem(atPath: temporaryPath)
+    }
+}
+
+/// Ctrl-C and SIGTERM during a write: the first signal asks the writer to stop at the next
+/// chunk boundary (it then removes its partial output and exits with an error); a second one
+/// exits at once.
+public enum Interruption {
+    nonisolated(unsafe) static var signalCount: Int32 = 0
+    nonisolated(unsafe) static var installed = false
+
+    public static func install() {
+        guard !installed else { return }
+        installed = true
+        let handler: @convention(c) (Int32) -> Void = { sig in
+            Interruption.signalCount += 1
+            if Interruption.signalCount > 1 { _exit(128 + sig) }
+        }
+        signal(SIGINT, handler)
+        signal(SIGTERM, handler)
+    }
+
+    public static var requested: Bool { signalCount > 0 }
+
+    /// Throws `FileError.interrupted` once a signal has arrived.
+    public static func check(_ path: String) throws {
+        if requested { throw FileError.interrupted(path: path) }
+    }
+}
+
+/// A file being written with buffered `write(2)`, mapping ENOSPC to `FileError.diskFull`.
+public final class OutputFile {
+    public let path: String
+    private let fd: Int32
+    private var buffer: [UInt8] = []
+    private let bufferCapacity = 1 << 20
+    public private(set) var bytesWritten = 0
+
+    /// Creates `path`, which must not exist.
+    public init(creating path: String) throws {
+        self.path = path
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw FileError.cannotWrite(path: path, reason: String(cString: strerror(errno))) }
+        buffer.reserveCapacity(bufferCapacity)
+    }
+
+    deinit { close(fd) }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        if buffer.count + bytes.count <= bufferCapacity {
+            buffer.append(contentsOf: bytes)
+        } else {
+            try flush()
+            if bytes.count >= bufferCapacity { try writeAll(bytes) } else { buffer.append(contentsOf: bytes) }
+        }
+        bytesWritten += bytes.count
+    }
+
+    public func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }
+
+    public func flush() throws {
+        guard !buffer.isEmpty else { return }
+        try buffer.withUnsafeBytes { try writeAll($0) }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    /// Flushes and forces the data to disk, so the rename that follows publishes a whole file.
+    public func finish() throws {
+        try flush()
+        if fdatasync(fd) != 0 { throw error(errno) }
+    }
+
+    private func writeAll(_ bytes: UnsafeRawBufferPointer) throws {
+        var done = 0
+        while done < bytes.count {
+            try Interruption.check(path)
+            let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw error(errno)
+            }
+            done += n
+        }
+    }
+
+    private func error(_ code: Int32) -> FileError {
+        code == ENOSPC || code == EDQUOT ? .diskFull(path: path) : .cannotWrite(path: path, reason: String(cString: strerror(code)))
+    }
+}

@@ -1,0 +1,145 @@
+import COpenBLAS
+import Foundation
+
+/// What OpenBLAS chose at load time, and how to make it choose well.
+///
+/// Debian's OpenBLAS 0.3.21 (built with DYNAMIC_ARCH) does not recognise recent CPUs and falls
+/// back to its generic `Prescott` kernels: sgemm runs about 5× slower than with the SkylakeX
+/// kernels on an AVX-512 machine. The choice is made when the library loads and can only be
+/// changed by `OPENBLAS_CORETYPE` in the environment *before* the process starts, so the CLI
+/// checks the core at start-up and re-executes itself with the variable set
+/// (`BLASRuntime.reexecArguments`).
+public enum BLASRuntime {
+    /// The kernel family OpenBLAS selected, e.g. `SkylakeX`, `Haswell`, `Prescott`.
+    public static var coreName: String {
+        guard let p = openblas_get_corename() else { return "unknown" }
+        return String(cString: p)
+    }
+
+    /// OpenBLAS's build description (version, DYNAMIC_ARCH, threading, max threads).
+    public static var configuration: String {
+        guard let p = openblas_get_config() else { return "unknown" }
+        return String(cString: p)
+    }
+
+    public static var threadCount: Int { Int(openblas_get_num_threads()) }
+
+    public static func setThreadCount(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
+
+    /// Cores OpenBLAS falls back to when it does not know the CPU. Any of these on a CPU with
+    /// AVX2 or AVX-512 means slow kernels.
+    public static let genericCores: Set<String> = ["prescott", "core2", "nehalem", "katmai", "coppermine",
+                                                     "northwood", "banias", "atom", "dunnington", "penryn",
+                                                     "opteron", "opteron_sse3", "barcelona", "bobcat", "athlon"]
+
+    public static func isGenericCore(_ name: String) -> Bool { genericCores.contains(name.lowercased()) }
+
+    /// The `OPENBLAS_CORETYPE` that suits `cpu`: SkylakeX with AVX-512, Haswell with AVX2 + FMA.
+    public static func preferredCoreType(for cpu: CPUFeatures) -> String? {
+        if cpu.has("avx512f") && cpu.has("avx512bw") && cpu.has("avx512vl") && cpu.has("avx512dq") { return "SkylakeX" }
+        if cpu.has("avx2") && cpu.has("fma") { return "Haswell" }
+        return nil
+    }
+
+    /// A stronger kernel family than `core` for this CPU, if one exists (e.g. SkylakeX where a
+    /// user pinned Haswell on an AVX-512 machine). Only advice: nopekit never overrides a
+    /// non-generic choice the user made.
+    public static func strongerCore(than core: String, cpu: CPUFeatures) -> String? {
+        guard let wanted = preferredCoreType(for: cpu), wanted == "SkylakeX" else { return nil }
+        let avx512Cores: Set<String> = ["skylakex", "cooperlake", "sapphirerapids"]
+        return avx512Cores.contains(core.lowercased()) ? nil : wanted
+    }
+
+    /// What the start-up check decided.
+    public enum CoreCheck: Equatable {
+        /// The core is fine (or the CPU has nothing better).
+        case ok(core: String)
+        /// Re-execute with `OPENBLAS_CORETYPE` set to this value.
+        case reexec(coreType: String)
+        /// The core is generic but the user asked us not to fix it, or the fix did not take.
+        case warn(core: String, suggested: String, reason: String)
+    }
+
+    /// Decides whether to re-execute. `environment` is the process environment; the variable
+    /// `NOPEKIT_BLAS_REEXEC` marks a process that is already the result of a re-exec, so a fix
+    /// that does not take cannot loop.
+    public static func check(core: String, cpu: CPUFeatures, environment: [String: String], skip: Bool) -> CoreCheck {
+        guard isGenericCore(core), let wanted = preferredCoreType(for: cpu) else { return .ok(core: core) }
+        if skip {
+            return .warn(core: core, suggested: wanted, reason: "--no-blas-check was given")
+        }
+        if let set = environment["OPENBLAS_CORETYPE"] {
+            let why = environment["NOPEKIT_BLAS_REEXEC"] != nil
+                ? "re-executing with OPENBLAS_CORETYPE=\(set) did not change the core"
+                : "OPENBLAS_CORETYPE=\(set) is set in the environment"
+            return .warn(core: core, suggested: wanted, reason: why)
+        }
+        return .reexec(coreType: wanted)
+    }
+
+    /// Measures single-precision GEMM throughput (C = A·Bᵀ, square `n`) for about `seconds`.
+    /// Returns GFLOP/s over the timed calls after one warm-up call.
+    public static func measureSgemm(n: Int = 1024, seconds: Double = 1.0) -> (gflops: Double, calls: Int) {
+        var a = [Float](repeating: 0, count: n * n)
+        var b = [Float](repeating: 0, count: n * n)
+        var c = [Float](repeating: 0, count: n * n)
+        for i in 0..<(n * n) {
+            a[i] = Float((i * 7919) % 1000) / 1000 - 0.5
+            b[i] = Float((i * 104729) % 1000) / 1000 - 0.5
+        }
+        func call() {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(n), Int32(n),
+                        1, a, Int32(n), b, Int32(n), 0, &c, Int32(n))
+        }
+        call()
+        var calls = 0
+        let start = DispatchTime.now().uptimeNanoseconds
+        var elapsed = 0.0
+        repeat {
+            call()
+            calls += 1
+            elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        } while elapsed < seconds
+        return (2 * Double(n) * Double(n) * Double(n) * Double(calls) / elapsed / 1e9, calls)
+    }
+}
+
+/// CPU model and feature flags, from `/proc/cpuinfo` (Linux).
+public struct CPUFeatures: Equatable, Sendable {
+    public var model: String
+    public var flags: Set<String>
+    public var logicalCores: Int
+
+    public init(model: String, flags: Set<String>, logicalCores: Int) {
+        self.model = model
+        self.flags = flags
+        self.logicalCores = logicalCores
+    }
+
+    public func has(_ flag: String) -> Bool { flags.contains(flag) }
+
+    /// The flags that matter for nopekit's kernels, in a fixed order.
+    public var relevantFlags: [String] {
+        ["sse3", "avx", "fma", "f16c", "avx2", "avx512f", "avx512bw", "avx512vl", "avx512_bf16", "avx512_fp16", "amx_bf16"]
+            .filter(has)
+    }
+
+    public static let current: CPUFeatures = {
+        let text = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        return parse(cpuinfo: text)
+    }()
+
+    public static func parse(cpuinfo text: String) -> CPUFeatures {
+        var model = "unknown"
+        var flags = Set<String>()
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2 else { continue }
+            let key = parts[0].trimmingCharacters(in: .whitespaces)
+            let value = parts[1].trimmingCharacters(in: .whitespaces)
+            if key == "model name" && model == "unknown" { model = value }
+            if key == "flags" && flags.isEmpty { flags = Set(value.split(separator: " ").map(String.init)) }
+        }
+        return CPUFeatures(model: model, flags: flags, logicalCores: ProcessInfo.processInfo.activeProcessorCount)
+    }
+}

@@ -1,0 +1,32 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Engine
+import Foundation
+
+/// The start-up check of `BLASRuntime.check`, acted on: re-execute this binary with
+/// `OPENBLAS_CORETYPE` set, or warn loudly when that is not possible or not wanted.
+enum BLASStartup {
+    static let skipFlag = "--no-blas-check"
+
+    static func run(arguments: [String]) {
+        let environment = ProcessInfo.processInfo.environment
+        let decision = BLASRuntime.check(core: BLASRuntime.coreName, cpu: .current,
+                                         environment: environment, skip: arguments.contains(skipFlag))
+        switch decision {
+        case .ok:
+            return
+        case .reexec(let coreType):
+            setenv("OPENBLAS_CORETYPE", coreType, 1)
+            setenv("NOPEKIT_BLAS_REEXEC", "1", 1)
+            execv("/proc/self/exe", CommandLine.unsafeArgv)
+            // Only reached if exec failed: carry on with the slow kernels, loudly.
+            Terminal.warn("could not re-execute with OPENBLAS_CORETYPE=\(coreType) (\(String(cString: strerror(errno)))); "
+                + "matrix products will run on OpenBLAS's generic \(BLASRuntime.coreName) kernels, about 5× slower")
+        case .warn(let core, let suggested, let reason):
+            Terminal.warn("OpenBLAS is using its generic \(core) kernels on a CPU that supports \(suggested) (\(reason)); "
+                + "matrix products will run about 5× slower. Set OPENBLAS_CORETYPE=\(suggested) before starting nopekit, "
+                + "or leave the variable unset and drop \(skipFlag) to let nopekit set it.")
+        }
+    }
+}

@@ -1,0 +1,17 @@
+import ArgumentParser
+
+/// The `nopekit` command: one binary, one subcommand per stage of the pipeline.
+struct Nopekit: ParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "nopekit",
+        abstract: "Extend NoPE and hybrid language models to longer inputs with per-head softmax temperatures.",
+        discussion: """
+            Reads safetensors checkpoints (single files and sharded Hugging Face folders), \
+            re-types and re-shards them, and checks the machine's BLAS set-up. Temperature \
+            search, baking and verification come with later releases.
+            """,
+        version: version,
+        subcommands: [Inspect.self, Convert.self, Doctor.self])
+}

@@ -1,0 +1,61 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Checkpoints
+import Foundation
+
+/// Human output goes to stderr (machine output to stdout behind `--json`). Colour only when
+/// stderr is a terminal and `NO_COLOR` is unset.
+enum Terminal {
+    static let isTTY = isatty(2) != 0
+    static let useColor = isTTY && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+
+    static func info(_ text: String) { FileHandle.standardError.write(Data((text + "\n").utf8)) }
+
+    static func warn(_ text: String) {
+        let label = useColor ? "\u{1B}[1;33mwarning:\u{1B}[0m" : "warning:"
+        info("\(label) \(text)")
+    }
+
+    /// Writes machine output (JSON, tables meant for piping) to stdout.
+    static func output(_ text: String) {
+        FileHandle.standardOutput.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
+    }
+
+    /// Left-aligned text columns, right-aligned where `rightAligned` says.
+    static func table(_ rows: [[String]], header: [String], rightAligned: Set<Int> = []) -> String {
+        let all = [header] + rows
+        let widths = header.indices.map { c in all.map { $0[c].count }.max() ?? 0 }
+        func line(_ row: [String]) -> String {
+            row.enumerated().map { c, cell in
+                let pad = String(repeating: " ", count: widths[c] - cell.count)
+                return rightAligned.contains(c) ? pad + cell : cell + pad
+            }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+        }
+        return ([line(header)] + rows.map(line)).joined(separator: "\n")
+    }
+}
+
+/// A byte-based progress line with ETA on stderr, redrawn at most 10 times a second and only
+/// when stderr is a terminal.
+final class Progress {
+    let label: String
+    let start = Date()
+    var lastDraw = Date.distantPast
+
+    init(_ label: String) { self.label = label }
+
+    func update(_ done: Int, _ total: Int) {
+        guard Terminal.isTTY, total > 0 else { return }
+        let now = Date()
+        guard done == total || now.timeIntervalSince(lastDraw) >= 0.1 else { return }
+        lastDraw = now
+        let elapsed = now.timeIntervalSince(start)
+        let fraction = Double(done) / Double(total)
+        let eta = fraction > 0 ? elapsed / fraction - elapsed : 0
+        let text = String(format: "\r%@ %@ / %@ (%3.0f%%) ETA %.0fs   ", label,
+                          ByteSize.format(done), ByteSize.format(total), fraction * 100, eta)
+        FileHandle.standardError.write(Data(text.utf8))
+        if done == total { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}
