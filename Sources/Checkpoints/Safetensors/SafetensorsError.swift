@@ -26,8 +26,9 @@ public enum SafetensorsError: Error, CustomStringConvertible, Equatable {
     case invalidOffset(file: String, tensor: String, detail: String)
     /// Element count or byte count of a shape overflows.
     case validationOverflow(file: String, tensor: String)
-    /// The byte range does not match shape × dtype size.
-    case tensorInvalidInfo(file: String, tensor: String, expectedBytes: Int, actualBytes: Int)
+    /// The byte range does not match shape × dtype size (or a packed sub-byte tensor does not
+    /// end on a byte boundary).
+    case tensorInvalidInfo(file: String, tensor: String, detail: String)
     /// The data section is not exactly as long as the last tensor's end (trailing bytes, or a
     /// truncated file).
     case incompleteBuffer(file: String, expectedSize: Int, actualSize: Int)
@@ -84,8 +85,8 @@ public enum SafetensorsError: Error, CustomStringConvertible, Equatable {
             return "\(f): tensor '\(t)' has invalid data_offsets: \(d)"
         case .validationOverflow(let f, let t):
             return "\(f): tensor '\(t)': shape × dtype size overflows"
-        case .tensorInvalidInfo(let f, let t, let e, let a):
-            return "\(f): tensor '\(t)' spans \(a) bytes but its shape and dtype need \(e)"
+        case .tensorInvalidInfo(let f, let t, let d):
+            return "\(f): tensor '\(t)': \(d)"
         case .incompleteBuffer(let f, let e, let a):
             return a < e
                 ? "\(f): file is truncated: \(a) bytes, the header describes \(e)"

@@ -149,10 +149,10 @@ public struct SafetensorsHeader: Equatable, Sendable {
             let (bits, o) = elements.multipliedReportingOverflow(by: e.dtype.bitSize)
             guard !o else { throw SafetensorsError.validationOverflow(file: file, tensor: e.name) }
             guard bits % 8 == 0 else {
-                throw SafetensorsError.invalidHeader(file: file, detail: "tensor '\(e.name)': \(elements) elements of \(e.dtype.code) do not fill whole bytes")
+                throw SafetensorsError.tensorInvalidInfo(file: file, tensor: e.name, detail: "\(elements) elements of \(e.dtype.code) do not end on a byte boundary")
             }
             guard e.end - e.begin == bits / 8 else {
-                throw SafetensorsError.tensorInvalidInfo(file: file, tensor: e.name, expectedBytes: bits / 8, actualBytes: e.end - e.begin)
+                throw SafetensorsError.tensorInvalidInfo(file: file, tensor: e.name, detail: "spans \(e.end - e.begin) bytes but its shape and dtype need \(bits / 8)")
             }
         }
         return position
