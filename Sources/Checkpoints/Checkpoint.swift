@@ -59,7 +59,13 @@ public final class Checkpoint {
         var config: ModelConfig? = nil
         var problem: (any Error)? = nil
         if fm.fileExists(atPath: configPath) {
-            do { config = try ModelConfig.load(path: configPath, override: position) } catch { problem = error }
+            do {
+                config = try ModelConfig.load(path: configPath, override: position)
+            } catch let error as PositionSpecError {
+                throw error  // the user's own --position does not fit this model: say so
+            } catch {
+                problem = error
+            }
         } else {
             problem = ModelConfigError.noConfig(path: path)
         }

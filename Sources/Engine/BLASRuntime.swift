@@ -8,7 +8,7 @@ import Foundation
 /// kernels on an AVX-512 machine. The choice is made when the library loads and can only be
 /// changed by `OPENBLAS_CORETYPE` in the environment *before* the process starts, so the CLI
 /// checks the core at start-up and re-executes itself with the variable set
-/// (`BLASRuntime.reexecArguments`).
+/// (see `check`).
 public enum BLASRuntime {
     /// The kernel family OpenBLAS selected, e.g. `SkylakeX`, `Haswell`, `Prescott`.
     public static var coreName: String {
@@ -26,13 +26,21 @@ public enum BLASRuntime {
 
     public static func setThreadCount(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
 
-    /// Cores OpenBLAS falls back to when it does not know the CPU. Any of these on a CPU with
-    /// AVX2 or AVX-512 means slow kernels.
-    public static let genericCores: Set<String> = ["prescott", "core2", "nehalem", "katmai", "coppermine",
-                                                     "northwood", "banias", "atom", "dunnington", "penryn",
-                                                     "opteron", "opteron_sse3", "barcelona", "bobcat", "athlon"]
+    /// OpenBLAS kernel families by the widest vector unit their sgemm uses: 0 = SSE-era
+    /// fallbacks (what DYNAMIC_ARCH picks for a CPU it does not recognise), 1 = AVX,
+    /// 2 = AVX2 + FMA, 3 = AVX-512. Names not listed (other architectures) are left alone.
+    static let coreRanks: [String: Int] = [
+        "prescott": 0, "core2": 0, "nehalem": 0, "katmai": 0, "coppermine": 0, "northwood": 0, "banias": 0,
+        "atom": 0, "dunnington": 0, "penryn": 0, "opteron": 0, "opteron_sse3": 0, "barcelona": 0, "bobcat": 0,
+        "athlon": 0, "sandybridge": 1, "bulldozer": 1, "piledriver": 1, "steamroller": 1,
+        "haswell": 2, "zen": 2, "excavator": 2, "skylake": 2, "atomc3000": 0,
+        "skylakex": 3, "cooperlake": 3, "sapphirerapids": 3,
+    ]
 
-    public static func isGenericCore(_ name: String) -> Bool { genericCores.contains(name.lowercased()) }
+    static func rank(ofCore name: String) -> Int? { coreRanks[name.lowercased()] }
+
+    /// True for the SSE-era fallback kernels.
+    public static func isGenericCore(_ name: String) -> Bool { rank(ofCore: name) == 0 }
 
     /// The `OPENBLAS_CORETYPE` that suits `cpu`: SkylakeX with AVX-512, Haswell with AVX2 + FMA.
     public static func preferredCoreType(for cpu: CPUFeatures) -> String? {
@@ -41,40 +49,42 @@ public enum BLASRuntime {
         return nil
     }
 
-    /// A stronger kernel family than `core` for this CPU, if one exists (e.g. SkylakeX where a
-    /// user pinned Haswell on an AVX-512 machine). Only advice: nopekit never overrides a
-    /// non-generic choice the user made.
+    /// A stronger kernel family than `core` for this CPU, if one exists: SkylakeX where
+    /// `Prescott` or `Haswell` is loaded on an AVX-512 machine.
     public static func strongerCore(than core: String, cpu: CPUFeatures) -> String? {
-        guard let wanted = preferredCoreType(for: cpu), wanted == "SkylakeX" else { return nil }
-        let avx512Cores: Set<String> = ["skylakex", "cooperlake", "sapphirerapids"]
-        return avx512Cores.contains(core.lowercased()) ? nil : wanted
+        guard let wanted = preferredCoreType(for: cpu), let have = rank(ofCore: core),
+              let want = rank(ofCore: wanted), have < want else { return nil }
+        return wanted
     }
 
     /// What the start-up check decided.
     public enum CoreCheck: Equatable {
         /// The core is fine (or the CPU has nothing better).
         case ok(core: String)
-        /// Re-execute with `OPENBLAS_CORETYPE` set to this value.
-        case reexec(coreType: String)
-        /// The core is generic but the user asked us not to fix it, or the fix did not take.
+        /// Re-execute with `OPENBLAS_CORETYPE` set to `coreType`; `replacing` is the value the
+        /// environment had, if any (a weaker choice than the CPU supports).
+        case reexec(coreType: String, replacing: String?)
+        /// The core is the slow generic one and stays so (the user said `--no-blas-check`, or a
+        /// re-exec did not take).
         case warn(core: String, suggested: String, reason: String)
     }
 
-    /// Decides whether to re-execute. `environment` is the process environment; the variable
-    /// `NOPEKIT_BLAS_REEXEC` marks a process that is already the result of a re-exec, so a fix
-    /// that does not take cannot loop.
+    /// Decides whether to re-execute. The loaded core is upgraded whenever the CPU supports a
+    /// stronger family, even if `OPENBLAS_CORETYPE` asked for the weaker one (machine images
+    /// set `Haswell` as a blanket workaround; on AVX-512 it halves sgemm speed): `--no-blas-check`
+    /// (`skip`) keeps the loaded core. `NOPEKIT_BLAS_REEXEC` marks a process that is already
+    /// the result of a re-exec, so a fix that does not take cannot loop.
     public static func check(core: String, cpu: CPUFeatures, environment: [String: String], skip: Bool) -> CoreCheck {
-        guard isGenericCore(core), let wanted = preferredCoreType(for: cpu) else { return .ok(core: core) }
+        guard let wanted = strongerCore(than: core, cpu: cpu) else { return .ok(core: core) }
+        if environment["NOPEKIT_BLAS_REEXEC"] != nil {
+            return isGenericCore(core)
+                ? .warn(core: core, suggested: wanted, reason: "re-executing with OPENBLAS_CORETYPE=\(environment["OPENBLAS_CORETYPE"] ?? "?") did not change the core")
+                : .ok(core: core)
+        }
         if skip {
-            return .warn(core: core, suggested: wanted, reason: "--no-blas-check was given")
+            return isGenericCore(core) ? .warn(core: core, suggested: wanted, reason: "--no-blas-check was given") : .ok(core: core)
         }
-        if let set = environment["OPENBLAS_CORETYPE"] {
-            let why = environment["NOPEKIT_BLAS_REEXEC"] != nil
-                ? "re-executing with OPENBLAS_CORETYPE=\(set) did not change the core"
-                : "OPENBLAS_CORETYPE=\(set) is set in the environment"
-            return .warn(core: core, suggested: wanted, reason: why)
-        }
-        return .reexec(coreType: wanted)
+        return .reexec(coreType: wanted, replacing: environment["OPENBLAS_CORETYPE"])
     }
 
     /// Measures single-precision GEMM throughput (C = A·Bᵀ, square `n`) for about `seconds`.

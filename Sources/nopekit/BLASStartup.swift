@@ -9,14 +9,23 @@ import Foundation
 enum BLASStartup {
     static let skipFlag = "--no-blas-check"
 
+    /// Test hook: with this variable set (and no re-exec yet), the loaded core is treated as the
+    /// generic fallback, so tests can exercise the real re-exec on machines OpenBLAS detects well.
+    static let assumeGenericVariable = "NOPEKIT_TEST_ASSUME_GENERIC_CORE"
+
     static func run(arguments: [String]) {
         let environment = ProcessInfo.processInfo.environment
-        let decision = BLASRuntime.check(core: BLASRuntime.coreName, cpu: .current,
+        var core = BLASRuntime.coreName
+        if environment[assumeGenericVariable] != nil, environment["NOPEKIT_BLAS_REEXEC"] == nil { core = "Prescott" }
+        let decision = BLASRuntime.check(core: core, cpu: .current,
                                          environment: environment, skip: arguments.contains(skipFlag))
         switch decision {
         case .ok:
             return
-        case .reexec(let coreType):
+        case .reexec(let coreType, let replacing):
+            if let replacing {
+                Terminal.note("OPENBLAS_CORETYPE=\(replacing) is weaker than this CPU supports; using \(coreType) (pass \(skipFlag) to keep \(replacing))")
+            }
             setenv("OPENBLAS_CORETYPE", coreType, 1)
             setenv("NOPEKIT_BLAS_REEXEC", "1", 1)
             execv("/proc/self/exe", CommandLine.unsafeArgv)

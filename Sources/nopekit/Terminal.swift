@@ -12,6 +12,8 @@ enum Terminal {
 
     static func info(_ text: String) { FileHandle.standardError.write(Data((text + "\n").utf8)) }
 
+    static func note(_ text: String) { info("note: \(text)") }
+
     static func warn(_ text: String) {
         let label = useColor ? "\u{1B}[1;33mwarning:\u{1B}[0m" : "warning:"
         info("\(label) \(text)")

@@ -192,8 +192,8 @@ import Testing
         #expect(config.modelType == "llama" && config.layers == 3 && config.heads == 4 && config.kvHeads == 2 && config.headDim == 8)
         let nope = try Checkpoint.open(TestPaths.fixture("safetensors/sharded"), position: try PositionSpec(parsing: "layers:1"))
         #expect(try nope.requireConfig().positions == [.rope, .none, .rope])
-        #expect(throws: PositionSpecError.self) {
-            _ = try Checkpoint.open(TestPaths.fixture("safetensors/sharded"), position: try PositionSpec(parsing: "layers:7")).requireConfig()
+        #expect(throws: PositionSpecError.layerOutOfRange(layer: 7, layerCount: 3)) {
+            _ = try Checkpoint.open(TestPaths.fixture("safetensors/sharded"), position: try PositionSpec(parsing: "layers:7"))
         }
     }
 }

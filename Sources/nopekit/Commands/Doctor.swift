@@ -56,8 +56,8 @@ struct Doctor: ParsableCommand {
         if reexecuted { coreNote += "; nopekit re-executed itself with OPENBLAS_CORETYPE=\(env["OPENBLAS_CORETYPE"] ?? "?")" }
         else if let set = env["OPENBLAS_CORETYPE"] { coreNote += "; OPENBLAS_CORETYPE=\(set) from the environment" }
         row("blas core", "\(core) (\(coreNote))")
-        if let better = BLASRuntime.strongerCore(than: core, cpu: cpu), !generic {
-            row("hint", "this CPU has AVX-512: OPENBLAS_CORETYPE=\(better) may be faster than \(core); compare with `OPENBLAS_CORETYPE=\(better) nopekit doctor`")
+        if let better = BLASRuntime.strongerCore(than: core, cpu: cpu) {
+            row("hint", "this CPU supports \(better) kernels; run without --no-blas-check to use them")
         }
         row("blas build", BLASRuntime.configuration)
         row("blas threads", "\(BLASRuntime.threadCount)")

@@ -1,0 +1,114 @@
+import Foundation
+import Testing
+
+/// The command line as a user sees it: golden help and JSON, exit codes, error messages, and
+/// the OpenBLAS re-exec on a real process.
+@Suite(.serialized) struct CLITests {
+    @Test(arguments: [
+        ("nopekit.help.txt", ["--help"]), ("inspect.help.txt", ["inspect", "--help"]),
+        ("convert.help.txt", ["convert", "--help"]), ("doctor.help.txt", ["doctor", "--help"]),
+    ])
+    func helpMatchesGolden(_ golden: String, _ arguments: [String]) throws {
+        let r = try CLIRunner.run(arguments)
+        #expect(r.status == 0)
+        #expect(r.stdout == (try CLIRunner.golden(golden, actual: r.stdout)))
+    }
+
+    @Test func inspectJSONMatchesGolden() throws {
+        let r = try CLIRunner.run(["inspect", "fixtures/safetensors/sharded", "--json", "--tensors"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == (try CLIRunner.golden("inspect.sharded.json", actual: r.stdout)))
+    }
+
+    @Test func inspectTextMatchesGolden() throws {
+        let r = try CLIRunner.run(["inspect", "fixtures/safetensors/sharded", "--position", "every:2"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("every:2: 1 of 3 layers NoPE (--position every:2)"))
+        #expect(r.stdout == (try CLIRunner.golden("inspect.sharded.txt", actual: r.stdout)))
+    }
+
+    @Test func inspectRefusesMalformedFilesNamingThem() throws {
+        let r = try CLIRunner.run(["inspect", "fixtures/safetensors/malformed/overlap_offsets.safetensors"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("overlap_offsets.safetensors") && r.stderr.contains("overlap"))
+        #expect(r.stdout.isEmpty)
+    }
+
+    @Test func positionOverrideErrors() throws {
+        let bad = try CLIRunner.run(["inspect", "fixtures/safetensors/sharded", "--position", "sometimes"])
+        #expect(bad.status == 64)
+        #expect(bad.stderr.contains("every:N"))
+        let outOfRange = try CLIRunner.run(["inspect", "fixtures/safetensors/sharded", "--position", "layers:5"])
+        #expect(outOfRange.status == 1)
+        #expect(outOfRange.stderr.contains("names layer 5 but the model has 3 layers"))
+    }
+
+    @Test func convertValidatesItsOptions() throws {
+        let size = try CLIRunner.run(["convert", "fixtures/safetensors/sharded", "/tmp/x", "--max-shard-size", "lots"])
+        #expect(size.status == 64 && size.stderr.contains("not a size"))
+        let single = try CLIRunner.run(["convert", "fixtures/safetensors/sharded", "/tmp/x.safetensors", "--max-shard-size", "1G"])
+        #expect(single.status == 64 && single.stderr.contains("needs a folder output"))
+        let type = try CLIRunner.run(["convert", "fixtures/safetensors/sharded", "/tmp/x", "--dtype", "f8"])
+        #expect(type.status == 64)
+    }
+
+    @Test func convertRefusesToOverwrite() throws {
+        let r = try CLIRunner.run(["convert", "fixtures/safetensors/dtypes.safetensors", "fixtures/safetensors/dtypes.expected.safetensors"])
+        #expect(r.status == 1 && r.stderr.contains("already exists"))
+    }
+
+    @Test func convertsAFolderToBF16() throws {
+        let out = NSTemporaryDirectory() + "nopekit-cli-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let r = try CLIRunner.run(["convert", "fixtures/safetensors/sharded", out, "--dtype", "bf16", "--max-shard-size", "30KB"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: out).sorted()
+        #expect(files.contains("config.json") && files.contains("model.safetensors.index.json"))
+        #expect(files.filter { $0.hasSuffix(".safetensors") }.count >= 2)
+        let inspect = try CLIRunner.run(["inspect", out, "--json"])
+        #expect(inspect.stdout.contains("\"BF16\"") && inspect.stdout.contains("\"model_type\": \"llama\""))
+    }
+
+    @Test func doctorReportsTheCoreInUse() throws {
+        let r = try CLIRunner.run(["doctor", "--json", "--seconds", "0.2", "--size", "256"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("\"blas_core\"") && r.stdout.contains("\"sgemm_gflops\""))
+        #expect(r.stdout.contains("\"blas_core_generic\": false"))
+    }
+
+    /// A weaker kernel family pinned in the environment is replaced, with a note, unless the
+    /// user passes --no-blas-check.
+    @Test func upgradesAWeakPinnedCore() throws {
+        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        guard cpu.contains("avx512bw") && cpu.contains("avx512dq") else { return }
+        let r = try CLIRunner.run(["doctor", "--json", "--seconds", "0.1", "--size", "128"],
+                                  environment: ["OPENBLAS_CORETYPE": "Haswell", "NOPEKIT_BLAS_REEXEC": nil])
+        #expect(r.stdout.contains("\"blas_core\": \"SkylakeX\"") && r.stdout.contains("\"reexecuted\": true"))
+        #expect(r.stderr.contains("note: OPENBLAS_CORETYPE=Haswell is weaker than this CPU supports; using SkylakeX"))
+        let kept = try CLIRunner.run(["doctor", "--json", "--seconds", "0.1", "--size", "128", "--no-blas-check"],
+                                     environment: ["OPENBLAS_CORETYPE": "Haswell", "NOPEKIT_BLAS_REEXEC": nil])
+        #expect(kept.stdout.contains("\"blas_core\": \"Haswell\"") && kept.stdout.contains("\"stronger_core\": \"SkylakeX\""))
+    }
+
+    /// The real re-exec: with the test hook the loaded core counts as generic, so nopekit must
+    /// re-execute itself with OPENBLAS_CORETYPE set and report it.
+    @Test func reexecutesWithAFixedCoreType() throws {
+        let r = try CLIRunner.run(["doctor", "--json", "--seconds", "0.1", "--size", "128"],
+                                  environment: ["OPENBLAS_CORETYPE": nil, "NOPEKIT_BLAS_REEXEC": nil,
+                                                "NOPEKIT_TEST_ASSUME_GENERIC_CORE": "1"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let cpuFlags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let expected = cpuFlags.contains("avx512bw") ? "SkylakeX" : cpuFlags.contains("avx2") ? "Haswell" : nil
+        if let expected {
+            #expect(r.stdout.contains("\"reexecuted\": true"))
+            #expect(r.stdout.contains("\"openblas_coretype\": \"\(expected)\""))
+            #expect(r.stdout.contains("\"blas_core\": \"\(expected)\""))
+        } else {
+            #expect(r.stdout.contains("\"reexecuted\": false"))
+        }
+        let skipped = try CLIRunner.run(["doctor", "--seconds", "0.1", "--size", "128", "--no-blas-check"],
+                                        environment: ["OPENBLAS_CORETYPE": "Prescott", "NOPEKIT_BLAS_REEXEC": nil])
+        #expect(skipped.status == 0)
+        if expected != nil { #expect(skipped.stderr.contains("warning: OpenBLAS is using its generic Prescott kernels")) }
+    }
+}
