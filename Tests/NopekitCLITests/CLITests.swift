@@ -23,7 +23,7 @@ import Testing
     @Test func inspectTextMatchesGolden() throws {
         let r = try CLIRunner.run(["inspect", "fixtures/safetensors/sharded", "--position", "every:2"])
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(r.stdout.contains("every:2: 1 of 3 layers NoPE (--position every:2)"))
+        #expect(r.stdout.contains("every:2: 1 of 3 layers NoPE; from --position every:2"))
         #expect(r.stdout == (try CLIRunner.golden("inspect.sharded.txt", actual: r.stdout)))
     }
 

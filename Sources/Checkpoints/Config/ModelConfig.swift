@@ -233,7 +233,7 @@ extension ModelConfig {
                     "cohere2 sliding_window_pattern \(pattern): every \(pattern)th layer global NoPE")
         }
         return (Array(repeating: .rope, count: layers),
-                "\(modelType) applies RoPE to every layer (pass --position for a NoPE checkpoint with a plain config)")
+                "\(modelType) default: RoPE on every layer; a NoPE checkpoint with a plain config needs --position")
     }
 }
 

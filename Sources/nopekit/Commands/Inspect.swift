@@ -46,7 +46,7 @@ struct Inspect: ParsableCommand {
             var rope = "θ \(c.rope.theta)"
             if let t = c.rope.scalingType { rope += ", \(t) scaling" + (c.rope.factor.map { " ×\($0)" } ?? "") }
             if c.rope.partialRotaryFactor != 1 { rope += ", rotary fraction \(c.rope.partialRotaryFactor)" }
-            row("positions", "\(PositionSpec.describe(c.positions)): \(c.nopeLayerCount) of \(c.layers) layers NoPE (\(c.positionSource))")
+            row("positions", "\(PositionSpec.describe(c.positions)): \(c.nopeLayerCount) of \(c.layers) layers NoPE; from \(c.positionSource)")
             row("", c.positions.map { $0 == .none ? "N" : "R" }.joined() + "  (layer 0 first; N = NoPE, R = RoPE \(rope))")
             row("bakeable", c.notBakeableReason.map { "no: \($0)" } ?? "yes: a per-head temperature is exact as a scale on q_proj rows")
         } else {
