@@ -112,3 +112,39 @@ import Testing
         if expected != nil { #expect(skipped.stderr.contains("warning: OpenBLAS is using its generic Prescott kernels")) }
     }
 }
+
+/// Ctrl-C during a conversion: the process stops, exits 130 and leaves nothing behind.
+@Suite struct InterruptTests {
+    @Test func interruptedConvertLeavesNothingBehind() throws {
+        let dir = NSTemporaryDirectory() + "nopekit-int-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // A 512 MiB F32 source: header + zero data (sparse, cheap to create).
+        let source = dir + "/big.safetensors"
+        let count = 128 << 20
+        var header = Array(#"{"__metadata__":{"format":"pt"},"w":{"dtype":"F32","shape":[\#(count)],"data_offsets":[0,\#(count * 4)]}}"#.utf8)
+        header += [UInt8](repeating: 0x20, count: (8 - header.count % 8) % 8)
+        let handle = try FileHandle(forWritingTo: { FileManager.default.createFile(atPath: source, contents: nil); return URL(fileURLWithPath: source) }())
+        try handle.write(contentsOf: withUnsafeBytes(of: UInt64(header.count).littleEndian, Array.init) + header)
+        try handle.truncate(atOffset: UInt64(8 + header.count + count * 4))
+        try handle.close()
+
+        let process = Process()
+        process.executableURL = CLIRunner.binary
+        process.arguments = ["convert", source, dir + "/out", "--dtype", "bf16"]
+        process.standardError = Pipe()
+        try process.run()
+        Thread.sleep(forTimeInterval: 0.3)
+        let stillRunning = process.isRunning
+        process.interrupt()
+        process.waitUntilExit()
+        let contents = try FileManager.default.contentsOfDirectory(atPath: dir)
+        if stillRunning {
+            #expect(process.terminationStatus == 130)
+            #expect(contents == ["big.safetensors"], "partial output left behind: \(contents)")
+        } else {
+            // Finished before the signal: then the output must be complete.
+            #expect(process.terminationStatus == 0 && contents.sorted() == ["big.safetensors", "out"])
+        }
+    }
+}
