@@ -3,12 +3,13 @@ import Foundation
 /// An opened checkpoint: its tensors (lazily mapped) and, when it has one, its model config.
 ///
 /// `open` accepts a Hugging Face folder (`model.safetensors` or shards with an index, plus
-/// `config.json`) or a single `.safetensors` file (with a `config.json` beside it if present).
-/// GGUF and PyTorch `.bin` are added by their own readers.
+/// `config.json`), a single `.safetensors` file (with a `config.json` beside it if present), or
+/// a `.gguf` file (the first part of a split), whose metadata is its config.
 public final class Checkpoint {
     public enum Format: String, Sendable {
         case safetensorsFile = "safetensors"
         case huggingFaceFolder = "hf-folder"
+        case gguf = "gguf"
     }
 
     public let path: String
@@ -52,6 +53,21 @@ public final class Checkpoint {
             store = try SafetensorsFile(path: path)
             folder = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
             format = .safetensorsFile
+        } else if path.hasSuffix(".gguf") {
+            // A GGUF file carries its own config in its metadata.
+            let file = try GGUFFile(path: path)
+            var config: ModelConfig? = nil
+            var problem: (any Error)? = nil
+            do {
+                config = try ModelConfig.decode(gguf: file.metadata, tensors: file.tensors, file: path, override: position)
+            } catch let error as PositionSpecError {
+                throw error
+            } catch {
+                problem = error
+            }
+            let dir = (path as NSString).deletingLastPathComponent
+            return Checkpoint(path: path, format: .gguf, store: file, folder: dir.isEmpty ? "." : dir,
+                              config: config, configProblem: problem, configPath: nil)
         } else {
             throw CheckpointError.unrecognised(path: path)
         }
@@ -86,7 +102,7 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .unrecognised(let p):
-            return "\(p): not a recognised checkpoint: expected a Hugging Face folder or a .safetensors file"
+            return "\(p): not a recognised checkpoint: expected a Hugging Face folder, a .safetensors file or a .gguf file"
         }
     }
 }

@@ -16,8 +16,12 @@ public struct CheckpointSummary {
     public var parameters: Int
     public var tensorBytes: Int
     public var fileBytes: Int
-    /// Tensor count and bytes per dtype, largest share first.
-    public var dtypes: [(dtype: DType, tensors: Int, bytes: Int)]
+    /// Tensor count and bytes per storage type, largest share first.
+    public var dtypes: [(type: TensorType, tensors: Int, bytes: Int)]
+    /// Stored bits per parameter.
+    public var bitsPerWeight: Double { parameters > 0 ? Double(tensorBytes * 8) / Double(parameters) : 0 }
+    /// GGUF only: version, alignment and metadata in file order.
+    public var gguf: (version: UInt32, alignment: Int, metadata: [GGUFKeyValue])?
     public var config: ModelConfig?
     public var configProblem: String?
     public var tensors: [TensorInfo]
@@ -44,11 +48,18 @@ public struct CheckpointSummary {
             order = [single.path]
             byFile[single.path] = FileEntry(name: (single.path as NSString).lastPathComponent, bytes: single.fileSize, tensors: 0)
         }
+        if let file = store as? GGUFFile {
+            gguf = (file.header.version, file.header.alignment, file.parts[0].metadata)
+            if tensors.isEmpty {
+                order = [file.path]
+                byFile[file.path] = FileEntry(name: (file.path as NSString).lastPathComponent, bytes: file.fileBytes, tensors: 0)
+            }
+        }
         files = order.map { byFile[$0]! }
         fileBytes = files.reduce(0) { $0 + $1.bytes }
-        var mix: [DType: (Int, Int)] = [:]
-        for t in tensors { mix[t.dtype, default: (0, 0)].0 += 1; mix[t.dtype, default: (0, 0)].1 += t.byteCount }
-        dtypes = mix.map { ($0.key, $0.value.0, $0.value.1) }.sorted { ($0.bytes, $0.dtype.code) > ($1.bytes, $1.dtype.code) }
+        var mix: [TensorType: (Int, Int)] = [:]
+        for t in tensors { mix[t.type, default: (0, 0)].0 += 1; mix[t.type, default: (0, 0)].1 += t.byteCount }
+        dtypes = mix.map { ($0.key, $0.value.0, $0.value.1) }.sorted { ($0.bytes, $0.type.name) > ($1.bytes, $1.type.name) }
         config = checkpoint.config
         configProblem = checkpoint.configProblem.map { "\($0)" }
     }
@@ -65,10 +76,21 @@ public struct CheckpointSummary {
             JSONMember("parameters", .int(parameters)),
             JSONMember("tensor_bytes", .int(tensorBytes)),
             JSONMember("file_bytes", .int(fileBytes)),
+            JSONMember("bits_per_weight", .double((bitsPerWeight * 1000).rounded() / 1000)),
             JSONMember("dtypes", .object(dtypes.map {
-                JSONMember($0.dtype.code, .object([JSONMember("tensors", .int($0.tensors)), JSONMember("bytes", .int($0.bytes))]))
+                JSONMember($0.type.name, .object([JSONMember("tensors", .int($0.tensors)), JSONMember("bytes", .int($0.bytes))]))
             })),
         ]
+        if let g = gguf {
+            members.append(JSONMember("gguf", .object([
+                JSONMember("version", .int(Int(g.version))),
+                JSONMember("alignment", .int(g.alignment)),
+                JSONMember("metadata", .array(g.metadata.map { kv in
+                    .object([JSONMember("key", .string(kv.key)), JSONMember("type", .string(kv.value.type.description)),
+                             JSONMember("value", kv.value.json(maxArrayItems: 16))])
+                })),
+            ])))
+        }
         if let c = config {
             members.append(JSONMember("architecture", c.json))
         } else {
@@ -79,7 +101,7 @@ public struct CheckpointSummary {
             members.append(JSONMember("tensors", .array(tensors.map {
                 .object([
                     JSONMember("name", .string($0.name)),
-                    JSONMember("dtype", .string($0.dtype.code)),
+                    JSONMember("dtype", .string($0.type.name)),
                     JSONMember("shape", .array($0.shape.map { .int($0) })),
                     JSONMember("bytes", .int($0.byteCount)),
                     JSONMember("file", .string(($0.file as NSString).lastPathComponent)),
@@ -119,5 +141,28 @@ extension ModelConfig {
             JSONMember("bakeable", .bool(isBakeable)),
             JSONMember("not_bakeable_reason", notBakeableReason.map { .string($0) } ?? .null),
         ])
+    }
+}
+
+extension GGUFValue {
+    /// The value as JSON; arrays longer than `maxArrayItems` are summarised as
+    /// `{"element_type", "count", "head": [first items]}`.
+    public func json(maxArrayItems: Int) -> JSONValue {
+        switch self {
+        case .string(let s): return .string(s)
+        case .bytes(let b): return .object([JSONMember("bytes_hex", .string(b.map { String(format: "%02x", $0) }.joined()))])
+        case .bool(let b): return .bool(b)
+        case .float32(let v): return .double(Double(v))
+        case .float64(let v): return .double(v)
+        case .uint64(let v): return .number(String(v))
+        case .array(let type, let items):
+            if items.count <= maxArrayItems { return .array(items.map { $0.json(maxArrayItems: maxArrayItems) }) }
+            return .object([
+                JSONMember("element_type", .string(type.description)),
+                JSONMember("count", .int(items.count)),
+                JSONMember("head", .array(items.prefix(8).map { $0.json(maxArrayItems: maxArrayItems) })),
+            ])
+        default: return .int(intValue ?? 0)
+        }
     }
 }

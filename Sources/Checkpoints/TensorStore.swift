@@ -2,7 +2,8 @@
 /// where its bytes are.
 public struct TensorInfo: Equatable, Sendable {
     public var name: String
-    public var dtype: DType
+    /// Plain elements or ggml quantised blocks.
+    public var type: TensorType
     /// Dimensions outermost first (row-major), the HF / PyTorch convention.
     public var shape: [Int]
     /// Stored bytes of the tensor.
@@ -12,14 +13,21 @@ public struct TensorInfo: Equatable, Sendable {
     /// Absolute byte offset of the first element in `file`.
     public var fileOffset: Int
 
-    public init(name: String, dtype: DType, shape: [Int], byteCount: Int, file: String, fileOffset: Int) {
+    public init(name: String, type: TensorType, shape: [Int], byteCount: Int, file: String, fileOffset: Int) {
         self.name = name
-        self.dtype = dtype
+        self.type = type
         self.shape = shape
         self.byteCount = byteCount
         self.file = file
         self.fileOffset = fileOffset
     }
+
+    public init(name: String, dtype: DType, shape: [Int], byteCount: Int, file: String, fileOffset: Int) {
+        self.init(name: name, type: .plain(dtype), shape: shape, byteCount: byteCount, file: file, fileOffset: fileOffset)
+    }
+
+    /// The plain element type, or nil for quantised blocks.
+    public var dtype: DType? { type.plainType }
 
     /// Number of elements (1 for a scalar, 0 if any dimension is 0).
     public var elementCount: Int { shape.reduce(1, *) }
@@ -68,7 +76,7 @@ extension TensorStore {
     /// streams with a flat resident set.
     public func forEachChunk(_ name: String, chunkBytes: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
         let t = try info(name)
-        let unit = t.dtype.byteSize ?? 1
+        let unit = t.type.unitBytes
         let step = max(unit, chunkBytes / unit * unit)
         try withRawBytes(name) { raw in
             var offset = 0
@@ -81,16 +89,25 @@ extension TensorStore {
         }
     }
 
-    /// The whole tensor widened to F32 (BF16/F16 widened, F8 decoded, integers converted).
+    /// The whole tensor widened to F32 (BF16/F16 widened, F8 decoded, integers converted,
+    /// quantised blocks dequantised).
     public func readF32(_ name: String) throws -> [Float] {
         let t = try info(name)
         return try withRawBytes(name) { raw in
             try [Float](unsafeUninitializedCapacity: t.elementCount) { buf, n in
                 if t.elementCount > 0 {
-                    try ElementConversion.decode(t.dtype, from: raw.baseAddress!, count: t.elementCount, into: buf.baseAddress!)
+                    try Self.decode(t.type, raw, count: t.elementCount, into: buf.baseAddress!)
                 }
                 n = t.elementCount
             }
+        }
+    }
+
+    /// Widens `count` elements (whole blocks for quantised types) from `raw`.
+    static func decode(_ type: TensorType, _ raw: UnsafeRawBufferPointer, count: Int, into dst: UnsafeMutablePointer<Float>) throws {
+        switch type {
+        case .plain(let d): try ElementConversion.decode(d, from: raw.baseAddress!, count: count, into: dst)
+        case .quantized(let q): try BlockCodecs.dequantize(q, from: raw.baseAddress!, count: count, into: dst)
         }
     }
 
@@ -105,8 +122,10 @@ extension TensorStore {
         for (d, r) in ranges.enumerated() where r.lowerBound < 0 || r.upperBound > t.shape[d] {
             throw TensorStoreError.invalidSlice(name: name, reason: "range \(r) outside dimension \(d) of size \(t.shape[d])")
         }
-        guard let elementBytes = t.dtype.byteSize else { throw ConversionError.notDecodable(t.dtype) }
         let full = ranges + t.shape[ranges.count...].map { 0..<$0 }
+        if case .quantized(let q) = t.type, let last = full.last, last.count != t.shape.last {
+            throw TensorStoreError.invalidSlice(name: name, reason: "\(q.name) blocks span whole rows: select whole rows of the last dimension")
+        }
         let outShape = full.map(\.count)
         let total = outShape.reduce(1, *)
         // Row-major strides in elements.
@@ -124,8 +143,9 @@ extension TensorStore {
                     var offset = 0
                     for d in 0..<index.count { offset += (full[d].lowerBound + index[d]) * strides[d] }
                     if let last = full.last { offset += last.lowerBound }
-                    try ElementConversion.decode(t.dtype, from: raw.baseAddress! + offset * elementBytes,
-                                                 count: runLength, into: buf.baseAddress! + written)
+                    let byteOffset = offset / t.type.unitElements * t.type.unitBytes
+                    try Self.decode(t.type, UnsafeRawBufferPointer(rebasing: raw[byteOffset...]),
+                                    count: runLength, into: buf.baseAddress! + written)
                     written += runLength
                     // Advance the multi-index over the outer dimensions.
                     var d = index.count - 1

@@ -11,8 +11,10 @@ struct Convert: ParsableCommand {
             written as one file; any other OUT is written as a Hugging Face folder (shards named \
             model-0000i-of-0000N.safetensors with an index, config.json with its torch_dtype \
             updated, tokenizer files copied). Float tensors are rounded to nearest even; integer \
-            tensors are copied unchanged. The output appears only when complete; IN is never \
-            modified and an existing OUT is never overwritten.
+            tensors are copied unchanged. A .gguf IN (the first part of a split model) is \
+            rewritten to a .gguf OUT with every metadata entry and tensor unchanged, merged or \
+            split anew by --max-shard-size (OUT-00001-of-0000N.gguf). The output appears only \
+            when complete; IN is never modified and an existing OUT is never overwritten.
             """)
 
     enum TargetType: String, ExpressibleByArgument, CaseIterable {
@@ -20,16 +22,16 @@ struct Convert: ParsableCommand {
         var dtype: DType { switch self { case .f32: .f32; case .f16: .f16; case .bf16: .bf16 } }
     }
 
-    @Argument(help: "Source checkpoint (folder or .safetensors file).")
+    @Argument(help: "Source checkpoint (folder, .safetensors or .gguf file).")
     var input: String
 
-    @Argument(help: "Destination (.safetensors file or folder); must not exist.")
+    @Argument(help: "Destination (.safetensors, .gguf or folder); must not exist.")
     var output: String
 
     @Option(name: .long, help: "Float type of the output: f32, f16 or bf16 (default: keep each tensor's type).")
     var dtype: TargetType?
 
-    @Option(name: .long, help: ArgumentHelp("Largest shard (tensor bytes), e.g. 2G, 500MB, 4GiB; folder output only.", valueName: "size"))
+    @Option(name: .long, help: ArgumentHelp("Largest shard (tensor bytes), e.g. 2G, 500MB, 4GiB; folder or .gguf output.", valueName: "size"))
     var maxShardSize: String?
 
     @OptionGroup var model: ModelOptions
@@ -42,6 +44,8 @@ struct Convert: ParsableCommand {
     ]
 
     var writesSingleFile: Bool { output.hasSuffix(".safetensors") }
+    var writesGGUF: Bool { output.hasSuffix(".gguf") }
+    var readsGGUF: Bool { input.hasSuffix(".gguf") }
 
     func validate() throws {
         if let maxShardSize {
@@ -52,9 +56,16 @@ struct Convert: ParsableCommand {
                 throw ValidationError("--max-shard-size needs a folder output; '\(output)' names a single .safetensors file")
             }
         }
+        if readsGGUF != writesGGUF {
+            throw ValidationError("converting between GGUF and safetensors (tensor names, Q/K permutation) is not supported yet; convert GGUF to GGUF or safetensors to safetensors")
+        }
+        if writesGGUF && dtype != nil {
+            throw ValidationError("--dtype applies to safetensors output; a GGUF rewrite keeps every tensor's type")
+        }
     }
 
     func run() throws {
+        if writesGGUF { return try rewriteGGUF() }
         let checkpoint = try Checkpoint.open(input, position: try model.positionSpec)
         let store = checkpoint.store
         let target = dtype?.dtype
@@ -80,6 +91,19 @@ struct Convert: ParsableCommand {
                 progress: progress.update)
         }
         Terminal.info("wrote \(output): \(outputs.count) tensors, \(ByteSize.format(total))")
+    }
+
+    /// GGUF → GGUF: every metadata entry (in order, split bookkeeping dropped) and every tensor
+    /// byte for byte, merged from split parts or split anew with --max-shard-size.
+    func rewriteGGUF() throws {
+        let source = try GGUFFile(path: input)
+        let tensors = source.tensors.map { t in
+            GGUFOutputTensor.copy(t, type: source.entry(t.name)!.type, from: source)
+        }
+        let progress = Progress("rewriting")
+        try GGUFWriter.write(metadata: source.metadata, tensors: tensors, to: output,
+                             maxShardBytes: maxShardSize.flatMap(ByteSize.parse), progress: progress.update)
+        Terminal.info("wrote \(output): \(tensors.count) tensors, \(ByteSize.format(tensors.reduce(0) { $0 + $1.byteCount }))")
     }
 
     /// config.json (with the new dtype) and tokenizer files from the source folder.

@@ -6,9 +6,9 @@ import Foundation
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show a checkpoint's architecture, tensors, dtypes and per-layer position encoding.",
-        discussion: "PATH is a Hugging Face folder (model.safetensors or shards with model.safetensors.index.json, plus config.json) or a .safetensors file. Only headers are read.")
+        discussion: "PATH is a Hugging Face folder (model.safetensors or shards with model.safetensors.index.json, plus config.json), a .safetensors file, or a .gguf file (the first part of a split model), whose metadata is listed too. Only headers are read.")
 
-    @Argument(help: "Checkpoint folder or .safetensors file.")
+    @Argument(help: "Checkpoint folder, .safetensors file or .gguf file.")
     var path: String
 
     @Flag(name: .long, help: "List every tensor (name, dtype, shape, bytes, file).")
@@ -53,15 +53,24 @@ struct Inspect: ParsableCommand {
             row("architecture", "unknown: \(s.configProblem ?? "no config")")
         }
         row("parameters", "\(grouped(s.parameters)) (\(s.tensorCount) tensors)")
-        row("dtypes", s.dtypes.map { "\($0.dtype.code) ×\($0.tensors) (\(ByteSize.format($0.bytes)))" }.joined(separator: ", "))
+        row("dtypes", s.dtypes.map { "\($0.type.name) ×\($0.tensors) (\(ByteSize.format($0.bytes)))" }.joined(separator: ", "))
+        row("bits/weight", String(format: "%.3f", s.bitsPerWeight))
         row("size", "\(ByteSize.format(s.tensorBytes)) of tensors in \(ByteSize.format(s.fileBytes)) of files")
         if s.files.count > 1 {
             for f in s.files { row("", "\(f.name): \(f.tensors) tensors, \(ByteSize.format(f.bytes))") }
         }
+        if let g = s.gguf {
+            lines.append("")
+            lines.append("GGUF v\(g.version), alignment \(g.alignment), \(g.metadata.count) metadata entries:")
+            let rows = g.metadata.enumerated().map { i, kv in
+                [String(i + 1), kv.value.type.description, kv.key, kv.value.summary()]
+            }
+            lines.append(Terminal.table(rows, header: ["#", "type", "key", "value"], rightAligned: [0]))
+        }
         if withTensors {
             lines.append("")
             let rows = s.tensors.map { t in
-                [t.name, t.dtype.code, "[" + t.shape.map(String.init).joined(separator: ", ") + "]", grouped(t.byteCount), (t.file as NSString).lastPathComponent]
+                [t.name, t.type.name, "[" + t.shape.map(String.init).joined(separator: ", ") + "]", grouped(t.byteCount), (t.file as NSString).lastPathComponent]
             }
             lines.append(Terminal.table(rows, header: ["name", "dtype", "shape", "bytes", "file"], rightAligned: [3]))
         }

@@ -1,0 +1,193 @@
+import Foundation
+
+/// A tensor to be written to GGUF: name, ggml type, shape in HF order, and a producer that
+/// streams exactly `byteCount` bytes.
+public struct GGUFOutputTensor {
+    public var name: String
+    public var type: GGMLType
+    /// HF order (outermost first); written reversed as ggml's `ne`.
+    public var shape: [Int]
+    public var byteCount: Int
+    public var produce: (_ sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Void
+
+    public init(name: String, type: GGMLType, shape: [Int], byteCount: Int,
+                produce: @escaping (_ sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) {
+        self.name = name
+        self.type = type
+        self.shape = shape
+        self.byteCount = byteCount
+        self.produce = produce
+    }
+
+    /// A tensor streamed unchanged from a GGUF or other store.
+    public static func copy(_ info: TensorInfo, type: GGMLType, from store: any TensorStore) -> GGUFOutputTensor {
+        GGUFOutputTensor(name: info.name, type: type, shape: info.shape, byteCount: info.byteCount) { sink in
+            try store.forEachChunk(info.name, chunkBytes: 8 << 20, sink)
+        }
+    }
+}
+
+/// Writes GGUF v3 files as llama.cpp and gguf-py lay them out: header, metadata in the given
+/// order, tensor infos with offsets contiguous from 0 in tensor order, the data section aligned,
+/// and every tensor padded with zeros to the alignment, the last one included.
+///
+/// The layout is planned completely (`plan`) before a byte is written, then streamed tensor
+/// by tensor under a temporary name and renamed into place, so a failure leaves nothing.
+/// With `maxShardBytes`, the output is split as gguf-py's writer splits (`split_max_size`):
+/// `NAME-00001-of-0000N.gguf`, the first part carrying all metadata, every part carrying
+/// `split.no` (u16), `split.count` (u16) and `split.tensors.count` (i32).
+public enum GGUFWriter {
+    /// One output file of a plan.
+    public struct Part {
+        public var path: String
+        public var metadata: [GGUFKeyValue]
+        public var tensors: [GGUFOutputTensor]
+    }
+
+    /// Validates names and metadata and assigns tensors to parts.
+    public static func plan(metadata: [GGUFKeyValue], tensors: [GGUFOutputTensor], to path: String,
+                            maxShardBytes: Int?) throws -> [Part] {
+        var keys = Set<String>()
+        for kv in metadata {
+            guard !kv.key.isEmpty else { throw GGUFWriterError.invalid(path: path, detail: "empty metadata key") }
+            guard keys.insert(kv.key).inserted else { throw GGUFWriterError.invalid(path: path, detail: "metadata key '\(kv.key)' given twice") }
+            if case .array(_, let items) = kv.value, items.contains(where: { $0.type == .array }) {
+                throw GGUFWriterError.invalid(path: path, detail: "key '\(kv.key)': arrays of arrays are not readable by llama.cpp")
+            }
+        }
+        if let a = metadata[GGUF.Key.alignment] {
+            guard case .uint32(let v) = a, v != 0, v & (v - 1) == 0 else {
+                throw GGUFWriterError.invalid(path: path, detail: "general.alignment must be a UINT32 power of two")
+            }
+        }
+        var names = Set<String>()
+        for t in tensors {
+            guard names.insert(t.name).inserted else { throw GGUFWriterError.invalid(path: path, detail: "tensor '\(t.name)' given twice") }
+            guard t.name.utf8.count <= GGUF.maxNameLength else { throw GGUFWriterError.invalid(path: path, detail: "tensor name '\(t.name)' is longer than 63 bytes") }
+            guard t.shape.count <= GGUF.maxDimensions else { throw GGUFWriterError.invalid(path: path, detail: "tensor '\(t.name)' has more than 4 dimensions") }
+            let elements = t.shape.reduce(1, *)
+            guard (t.shape.last ?? 1) % t.type.blockElements == 0,
+                  elements / t.type.blockElements * t.type.blockBytes == t.byteCount else {
+                throw GGUFWriterError.invalid(path: path, detail: "tensor '\(t.name)': \(t.byteCount) bytes do not hold shape \(t.shape) of \(t.type.name)")
+            }
+        }
+        // gguf-py: a new part starts when the next tensor would push the current one over the limit.
+        var groups: [[GGUFOutputTensor]] = [[]]
+        var size = 0
+        for t in tensors {
+            if let limit = maxShardBytes, !groups[groups.count - 1].isEmpty, size + t.byteCount > limit {
+                groups.append([])
+                size = 0
+            }
+            groups[groups.count - 1].append(t)
+            size += t.byteCount
+        }
+        if groups.count == 1 { return [Part(path: path, metadata: metadata, tensors: groups[0])] }
+        let stem = path.hasSuffix(".gguf") ? String(path.dropLast(5)) : path
+        return groups.enumerated().map { i, group in
+            let split = [
+                GGUFKeyValue(GGUF.Key.splitNumber, .uint16(UInt16(i))),
+                GGUFKeyValue(GGUF.Key.splitCount, .uint16(UInt16(groups.count))),
+                GGUFKeyValue(GGUF.Key.splitTensorCount, .int32(Int32(tensors.count))),
+            ]
+            return Part(path: stem + String(format: "-%05d-of-%05d.gguf", i + 1, groups.count),
+                        metadata: (i == 0 ? metadata : []) + split, tensors: group)
+        }
+    }
+
+    /// Writes `metadata` and `tensors` to `path` (or its split parts). `progress` is called after
+    /// each tensor with (bytes written, total bytes).
+    public static func write(metadata: [GGUFKeyValue], tensors: [GGUFOutputTensor], to path: String,
+                             maxShardBytes: Int? = nil, progress: ((Int, Int) -> Void)? = nil) throws {
+        let parts = try plan(metadata: metadata, tensors: tensors, to: path, maxShardBytes: maxShardBytes)
+        let alignment = metadata[GGUF.Key.alignment]?.intValue ?? GGUF.defaultAlignment
+        let outputs = try parts.map { try AtomicOutput(finalPath: $0.path, kind: .file) }
+        let total = tensors.reduce(0) { $0 + $1.byteCount }
+        var done = 0
+        for (part, output) in zip(parts, outputs) {
+            let file = try OutputFile(creating: output.temporaryPath)
+            try file.write(headerBytes(part, alignment: alignment))
+            for t in part.tensors {
+                let before = file.bytesWritten
+                try t.produce { try file.write($0) }
+                let produced = file.bytesWritten - before
+                guard produced == t.byteCount else {
+                    throw WriterError.sizeMismatch(path: part.path, tensor: t.name, expected: t.byteCount, produced: produced)
+                }
+                try file.write([UInt8](repeating: 0, count: GGUFHeader.alignUp(produced, alignment) - produced))
+                done += produced
+                progress?(done, total)
+            }
+            try file.finish()
+        }
+        for output in outputs { try output.commit() }
+    }
+
+    /// Header, metadata, tensor infos and the padding up to the data section.
+    static func headerBytes(_ part: Part, alignment: Int) -> [UInt8] {
+        var out = ByteWriter()
+        out.bytes += GGUF.magic
+        out.u32(GGUF.writtenVersion)
+        out.u64(UInt64(part.tensors.count))
+        out.u64(UInt64(part.metadata.count))
+        for kv in part.metadata {
+            out.string(Array(kv.key.utf8))
+            out.u32(kv.value.type.rawValue)
+            out.value(kv.value)
+        }
+        var offset = 0
+        for t in part.tensors {
+            out.string(Array(t.name.utf8))
+            out.u32(UInt32(t.shape.count))
+            for d in t.shape.reversed() { out.u64(UInt64(d)) }
+            out.u32(t.type.rawValue)
+            out.u64(UInt64(offset))
+            offset += GGUFHeader.alignUp(t.byteCount, alignment)
+        }
+        if !part.tensors.isEmpty {
+            out.bytes += [UInt8](repeating: 0, count: GGUFHeader.alignUp(out.bytes.count, alignment) - out.bytes.count)
+        }
+        return out.bytes
+    }
+
+    struct ByteWriter {
+        var bytes: [UInt8] = []
+
+        mutating func int<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
+        mutating func u32(_ v: UInt32) { int(v) }
+        mutating func u64(_ v: UInt64) { int(v) }
+        mutating func string(_ s: [UInt8]) { u64(UInt64(s.count)); bytes += s }
+
+        mutating func value(_ v: GGUFValue) {
+            switch v {
+            case .uint8(let x): int(x)
+            case .int8(let x): int(x)
+            case .uint16(let x): int(x)
+            case .int16(let x): int(x)
+            case .uint32(let x): int(x)
+            case .int32(let x): int(x)
+            case .uint64(let x): int(x)
+            case .int64(let x): int(x)
+            case .float32(let x): int(x.bitPattern)
+            case .float64(let x): int(x.bitPattern)
+            case .bool(let b): int(UInt8(b ? 1 : 0))
+            case .string(let s): string(Array(s.utf8))
+            case .bytes(let b): string(b)
+            case .array(let type, let items):
+                u32(type.rawValue)
+                u64(UInt64(items.count))
+                for item in items { value(item) }
+            }
+        }
+    }
+}
+
+public enum GGUFWriterError: Error, CustomStringConvertible, Equatable {
+    case invalid(path: String, detail: String)
+
+    public var description: String {
+        switch self {
+        case .invalid(let p, let d): return "\(p): cannot write GGUF: \(d); nothing was written"
+        }
+    }
+}
