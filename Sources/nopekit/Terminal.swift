@@ -24,6 +24,13 @@ enum Terminal {
         FileHandle.standardOutput.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
     }
 
+    /// `text` with control characters escaped, so names read from a file cannot drive the
+    /// terminal (gguf_dump does the same).
+    static func printable(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else { return text }
+        return text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "\\u{\(String($0.value, radix: 16))}" : String($0) }.joined()
+    }
+
     /// Left-aligned text columns, right-aligned where `rightAligned` says.
     static func table(_ rows: [[String]], header: [String], rightAligned: Set<Int> = []) -> String {
         let all = [header] + rows
@@ -32,7 +39,7 @@ enum Terminal {
             row.enumerated().map { c, cell in
                 let pad = String(repeating: " ", count: widths[c] - cell.count)
                 return rightAligned.contains(c) ? pad + cell : cell + pad
-            }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+            }.joined(separator: "  ").replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
         }
         return ([line(header)] + rows.map(line)).joined(separator: "\n")
     }

@@ -148,3 +148,36 @@ import Testing
         }
     }
 }
+
+/// GGUF through the command line.
+@Suite struct GGUFCLITests {
+    @Test func inspectGGUFMatchesGolden() throws {
+        let text = try CLIRunner.run(["inspect", "fixtures/gguf/values.gguf", "--tensors"])
+        #expect(text.status == 0, "\(text.stderr)")
+        #expect(text.stdout == (try CLIRunner.golden("inspect.values-gguf.txt", actual: text.stdout)))
+        let json = try CLIRunner.run(["inspect", "fixtures/gguf/values.gguf", "--json"])
+        #expect(json.status == 0)
+        #expect(json.stdout == (try CLIRunner.golden("inspect.values-gguf.json", actual: json.stdout)))
+    }
+
+    @Test func inspectRefusesBrokenGGUF() throws {
+        let r = try CLIRunner.run(["inspect", "fixtures/gguf/malformed/duplicate_key.gguf"])
+        #expect(r.status == 1 && r.stderr.contains("duplicate_key.gguf") && r.stderr.contains("appears twice"))
+    }
+
+    @Test func rewritesSplitsAndMergesGGUF() throws {
+        let dir = NSTemporaryDirectory() + "nopekit-gguf-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let split = try CLIRunner.run(["convert", "fixtures/gguf/quants.gguf", dir + "/q.gguf", "--max-shard-size", "100K"])
+        #expect(split.status == 0, "\(split.stderr)")
+        let parts = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
+        #expect(parts.count > 2 && parts[0].hasSuffix("-00001-of-0000\(parts.count).gguf"))
+        let merged = try CLIRunner.run(["convert", dir + "/" + parts[0], dir + "/merged.gguf"])
+        #expect(merged.status == 0, "\(merged.stderr)")
+        // Metadata, tensor infos and data are identical to the source: the bytes are.
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/merged.gguf")) == Data(contentsOf: CLIRunner.root.appendingPathComponent("fixtures/gguf/quants.gguf")))
+        let mixed = try CLIRunner.run(["convert", "fixtures/gguf/quants.gguf", dir + "/x.safetensors"])
+        #expect(mixed.status == 64 && mixed.stderr.contains("not supported yet"))
+    }
+}

@@ -59,7 +59,15 @@ public indirect enum GGUFValue: Equatable, Sendable {
     /// (`[32000 × STRING] "<unk>", "<s>", …`), as gguf_dump does.
     public func summary(maxItems: Int = 4, maxString: Int = 60) -> String {
         func cut(_ s: String) -> String {
-            let escaped = s.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "\\u{\(String($0.value, radix: 16))}" : String($0) }.joined()
+            let escaped = s.unicodeScalars.map { c -> String in
+                switch c {
+                case "\n": return "\\n"
+                case "\t": return "\\t"
+                case "\"": return "\\\""
+                case "\\": return "\\\\"
+                default: return c.value < 0x20 || c.value == 0x7F ? "\\u{\(String(c.value, radix: 16))}" : String(c)
+                }
+            }.joined()
             return escaped.count > maxString ? "\"\(escaped.prefix(maxString))…\"" : "\"\(escaped)\""
         }
         switch self {
@@ -72,6 +80,8 @@ public indirect enum GGUFValue: Equatable, Sendable {
         case .float32(let v): return "\(v)"
         case .float64(let v): return "\(v)"
         case .bool(let b): return b ? "true" : "false"
+        case .uint64(let v): return String(v)
+        case .int64(let v): return String(v)
         default: return intValue.map(String.init) ?? "\(self)"
         }
     }

@@ -11,7 +11,7 @@ struct Inspect: ParsableCommand {
     @Argument(help: "Checkpoint folder, .safetensors file or .gguf file.")
     var path: String
 
-    @Flag(name: .long, help: "List every tensor (name, dtype, shape, bytes, file).")
+    @Flag(name: .long, help: "List every tensor (name, type, shape, bytes, file).")
     var tensors = false
 
     @OptionGroup var model: ModelOptions
@@ -63,16 +63,16 @@ struct Inspect: ParsableCommand {
             lines.append("")
             lines.append("GGUF v\(g.version), alignment \(g.alignment), \(g.metadata.count) metadata entries:")
             let rows = g.metadata.enumerated().map { i, kv in
-                [String(i + 1), kv.value.type.description, kv.key, kv.value.summary()]
+                [String(i + 1), kv.value.type.description, Terminal.printable(kv.key), kv.value.summary()]
             }
             lines.append(Terminal.table(rows, header: ["#", "type", "key", "value"], rightAligned: [0]))
         }
         if withTensors {
             lines.append("")
             let rows = s.tensors.map { t in
-                [t.name, t.type.name, "[" + t.shape.map(String.init).joined(separator: ", ") + "]", grouped(t.byteCount), (t.file as NSString).lastPathComponent]
+                [Terminal.printable(t.name), t.type.name, "[" + t.shape.map(String.init).joined(separator: ", ") + "]", grouped(t.byteCount), (t.file as NSString).lastPathComponent]
             }
-            lines.append(Terminal.table(rows, header: ["name", "dtype", "shape", "bytes", "file"], rightAligned: [3]))
+            lines.append(Terminal.table(rows, header: ["name", "type", "shape", "bytes", "file"], rightAligned: [3]))
         }
         return lines.joined(separator: "\n")
     }
