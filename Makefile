@@ -18,10 +18,11 @@ run: deps release
 	.build/release/nopekit inspect $(FIXTURE)
 
 ## test: the whole test suite: swift test (unit, golden and oracle tests), then the interop
-## check in which PyPI safetensors reads what nopekit writes.
+## checks in which PyPI safetensors and gguf read what nopekit writes.
 test: deps venv
 	swift test $(SWIFT_FLAGS)
 	$(PY) scripts/interop/check_safetensors.py --nopekit .build/debug/nopekit --workdir .build/interop
+	$(PY) scripts/interop/check_gguf.py --nopekit .build/debug/nopekit --workdir .build/interop-gguf
 
 ## deps: Debian packages (OpenBLAS, zlib, pkg-config, Python venv), installed only if missing.
 deps:
@@ -31,7 +32,7 @@ deps:
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas-dev zlib1g-dev pkg-config python3-venv; \
 	fi
 
-## venv: the Python oracles (PyPI safetensors, numpy, ml_dtypes) in .venv.
+## venv: the Python oracles (PyPI safetensors, gguf, numpy, ml_dtypes) in .venv.
 venv: $(PY)
 $(PY): scripts/reference/requirements.txt
 	python3 -m venv $(VENV)
@@ -47,6 +48,8 @@ debug:
 ## fixtures: regenerate the committed reference fixtures with the PyPI packages.
 fixtures: venv
 	$(PY) scripts/reference/make_safetensors_fixtures.py
+	$(PY) scripts/reference/make_gguf_fixtures.py
+	$(PY) scripts/reference/gen_iq_tables.py
 
 clean:
 	rm -rf .build

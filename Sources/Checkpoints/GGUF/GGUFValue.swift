@@ -45,7 +45,8 @@ public indirect enum GGUFValue: Equatable, Sendable {
 
     public var doubleValue: Double? {
         switch self {
-        case .float32(let v): return Double(v)
+        // Through the shortest decimal, so 1e-5 stored as f32 reads as 1e-5, not 9.99999974e-06.
+        case .float32(let v): return Double("\(v)") ?? Double(v)
         case .float64(let v): return v
         default: return intValue.map(Double.init)
         }

@@ -35,7 +35,8 @@ public struct GGUFOutputTensor {
 /// by tensor under a temporary name and renamed into place, so a failure leaves nothing.
 /// With `maxShardBytes`, the output is split as gguf-py's writer splits (`split_max_size`):
 /// `NAME-00001-of-0000N.gguf`, the first part carrying all metadata, every part carrying
-/// `split.no` (u16), `split.count` (u16) and `split.tensors.count` (i32).
+/// `split.no` (u16), `split.count` (u16) and `split.tensors.count` (i32) at the end of its
+/// metadata (and `general.alignment` when it is not 32, which gguf-py forgets).
 public enum GGUFWriter {
     /// One output file of a plan.
     public struct Part {
@@ -84,6 +85,9 @@ public enum GGUFWriter {
         }
         if groups.count == 1 { return [Part(path: path, metadata: metadata, tensors: groups[0])] }
         let stem = path.hasSuffix(".gguf") ? String(path.dropLast(5)) : path
+        // gguf-py pads every part to a custom alignment but records it in the first part only,
+        // which leaves the other parts unreadable; nopekit repeats `general.alignment` in them.
+        let alignmentKey = metadata.filter { $0.key == GGUF.Key.alignment }
         return groups.enumerated().map { i, group in
             let split = [
                 GGUFKeyValue(GGUF.Key.splitNumber, .uint16(UInt16(i))),
@@ -91,7 +95,7 @@ public enum GGUFWriter {
                 GGUFKeyValue(GGUF.Key.splitTensorCount, .int32(Int32(tensors.count))),
             ]
             return Part(path: stem + String(format: "-%05d-of-%05d.gguf", i + 1, groups.count),
-                        metadata: (i == 0 ? metadata : []) + split, tensors: group)
+                        metadata: (i == 0 ? metadata : alignmentKey) + split, tensors: group)
         }
     }
 
@@ -144,9 +148,8 @@ public enum GGUFWriter {
             out.u64(UInt64(offset))
             offset += GGUFHeader.alignUp(t.byteCount, alignment)
         }
-        if !part.tensors.isEmpty {
-            out.bytes += [UInt8](repeating: 0, count: GGUFHeader.alignUp(out.bytes.count, alignment) - out.bytes.count)
-        }
+        // Padded to the alignment even without tensors, as gguf-py writes it.
+        out.bytes += [UInt8](repeating: 0, count: GGUFHeader.alignUp(out.bytes.count, alignment) - out.bytes.count)
         return out.bytes
     }
 

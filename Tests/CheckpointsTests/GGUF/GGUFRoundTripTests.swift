@@ -80,6 +80,24 @@ import Testing
         #expect(throws: FileError.self) { try GGUFFile(path: dir + "/s-00001-of-00003.gguf") }
     }
 
+    /// gguf-py records a custom alignment in the first part only; ours is in every part, so
+    /// every part reads back.
+    @Test func splitsWithACustomAlignment() throws {
+        let dir = try TestPaths.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let meta = [GGUFKeyValue("general.architecture", .string("llama")), GGUFKeyValue("general.alignment", .uint32(64))]
+        let tensors = (0..<3).map { tensor("t\($0)", .f32, [37], seed: UInt8($0)) }
+        try GGUFWriter.write(metadata: meta, tensors: tensors, to: dir + "/a.gguf", maxShardBytes: 150)
+        let model = try GGUFFile(path: dir + "/a-00001-of-00003.gguf")
+        #expect(model.parts.allSatisfy { $0.alignment == 64 })
+        #expect(model.parts[2].metadata.map(\.key) == ["general.alignment", "split.no", "split.count", "split.tensors.count"])
+        for t in tensors {
+            var expected: [UInt8] = []
+            try t.produce { expected += Array($0) }
+            #expect(try model.withRawBytes(t.name, Array.init) == expected)
+        }
+    }
+
     @Test func refusesWhatLlamaCppWouldRefuse() throws {
         let dir = try TestPaths.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
