@@ -96,18 +96,10 @@ extension TensorStore {
         return try withRawBytes(name) { raw in
             try [Float](unsafeUninitializedCapacity: t.elementCount) { buf, n in
                 if t.elementCount > 0 {
-                    try Self.decode(t.type, raw, count: t.elementCount, into: buf.baseAddress!)
+                    try t.type.decode(raw.baseAddress!, count: t.elementCount, into: buf.baseAddress!)
                 }
                 n = t.elementCount
             }
-        }
-    }
-
-    /// Widens `count` elements (whole blocks for quantised types) from `raw`.
-    static func decode(_ type: TensorType, _ raw: UnsafeRawBufferPointer, count: Int, into dst: UnsafeMutablePointer<Float>) throws {
-        switch type {
-        case .plain(let d): try ElementConversion.decode(d, from: raw.baseAddress!, count: count, into: dst)
-        case .quantized(let q): try BlockCodecs.dequantize(q, from: raw.baseAddress!, count: count, into: dst)
         }
     }
 
@@ -144,8 +136,7 @@ extension TensorStore {
                     for d in 0..<index.count { offset += (full[d].lowerBound + index[d]) * strides[d] }
                     if let last = full.last { offset += last.lowerBound }
                     let byteOffset = offset / t.type.unitElements * t.type.unitBytes
-                    try Self.decode(t.type, UnsafeRawBufferPointer(rebasing: raw[byteOffset...]),
-                                    count: runLength, into: buf.baseAddress! + written)
+                    try t.type.decode(raw.baseAddress! + byteOffset, count: runLength, into: buf.baseAddress! + written)
                     written += runLength
                     // Advance the multi-index over the outer dimensions.
                     var d = index.count - 1

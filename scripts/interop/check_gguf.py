@@ -52,17 +52,14 @@ ends with ``interop: N passed, M failed``.  Exit status 0 iff M == 0.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.metadata
 import logging
 import os
 import re
 import shutil
 import struct
-import subprocess
 import sys
 import time
-import traceback
 from pathlib import Path
 
 import numpy as np
@@ -73,12 +70,10 @@ from gguf import GGUFReader, GGUFValueType as VT, GGUFWriter
 from gguf.constants import GGML_QUANT_SIZES
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import CheckFail, Runner, expect_success, sha256_file  # noqa: E402
 SPLIT_LIMIT = "150K"
 BIG_LIMIT = "100M"
-
-
-class CheckFail(Exception):
-    pass
 
 
 # ---------------------------------------------------------------------------
@@ -95,14 +90,6 @@ def parse_size(text: str) -> int:
     if m.group(2):
         value *= (1024 if m.group(3) else 1000) ** ("KMGT".index(m.group(2).upper()) + 1)
     return value
-
-
-def sha256_file(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def tree(root: Path):
@@ -394,48 +381,6 @@ def first_diff(a: bytes, b: bytes) -> str:
 # ---------------------------------------------------------------------------
 # runner
 # ---------------------------------------------------------------------------
-
-
-class Runner:
-    def __init__(self, nopekit: Path, workdir: Path, timeout: float):
-        self.nopekit, self.workdir, self.timeout = nopekit, workdir, timeout
-        self.passed = self.failed = 0
-
-    def check(self, name, fn, *args):
-        try:
-            detail = fn(*args)
-        except CheckFail as e:
-            self.failed += 1
-            print(f"FAIL {name}: {e}", flush=True)
-            return False
-        except Exception as e:  # a bug in the output or in this script
-            self.failed += 1
-            tb = traceback.format_exc(limit=3).strip().splitlines()[-1]
-            print(f"FAIL {name}: {type(e).__name__}: {e} [{tb}]", flush=True)
-            return False
-        self.passed += 1
-        print(f"PASS {name}" + (f" ({detail})" if detail else ""), flush=True)
-        return True
-
-    def note(self, text):
-        print(f"NOTE {text}", flush=True)
-
-    def run(self, *args):
-        cmd = [str(self.nopekit), *map(str, args)]
-        try:
-            p = subprocess.run(cmd, cwd=self.workdir, capture_output=True, timeout=self.timeout)
-        except subprocess.TimeoutExpired:
-            return None, f"timed out after {self.timeout}s: {' '.join(cmd)}"
-        return p, " ".join(cmd)
-
-
-def expect_success(proc, cmdline):
-    if proc is None:
-        raise CheckFail(cmdline)
-    if proc.returncode != 0:
-        err = proc.stderr.decode("utf-8", "replace").strip()[-500:]
-        raise CheckFail(f"`{cmdline}` exited {proc.returncode}: {err}")
-    return None
 
 
 def main(argv=None) -> int:

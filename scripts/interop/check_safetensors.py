@@ -35,16 +35,13 @@ ends with ``interop: N passed, M failed``.  Exit status 0 iff M == 0.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import re
 import shutil
 import struct
-import subprocess
 import sys
 import time
-import traceback
 from pathlib import Path
 
 import ml_dtypes
@@ -52,6 +49,8 @@ import numpy as np
 import safetensors
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import CheckFail, Runner, expect_success, sha256_file  # noqa: E402
 
 # header code -> numpy dtype (for decoding raw bytes)
 NP_OF_CODE = {
@@ -100,10 +99,6 @@ TARGETS = {"f32": ("F32", np.float32), "f16": ("F16", np.float16), "bf16": ("BF1
 UINT_OF_SIZE = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
-class CheckFail(Exception):
-    pass
-
-
 # ---------------------------------------------------------------------------
 # small helpers
 # ---------------------------------------------------------------------------
@@ -118,14 +113,6 @@ def parse_size(text: str) -> int:
     if m.group(2):
         value *= (1024 if m.group(3) else 1000) ** ("KMGT".index(m.group(2).upper()) + 1)
     return value
-
-
-def sha256_file(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def tree(root: Path):
@@ -440,48 +427,6 @@ def write_source_folder(folder: Path, tensors: dict):
 # ---------------------------------------------------------------------------
 # runner
 # ---------------------------------------------------------------------------
-
-
-class Runner:
-    def __init__(self, nopekit: Path, workdir: Path, timeout: float):
-        self.nopekit, self.workdir, self.timeout = nopekit, workdir, timeout
-        self.passed = self.failed = 0
-
-    def check(self, name, fn, *args):
-        try:
-            detail = fn(*args)
-        except CheckFail as e:
-            self.failed += 1
-            print(f"FAIL {name}: {e}", flush=True)
-            return False
-        except Exception as e:  # a bug in the output or in this script
-            self.failed += 1
-            tb = traceback.format_exc(limit=3).strip().splitlines()[-1]
-            print(f"FAIL {name}: {type(e).__name__}: {e} [{tb}]", flush=True)
-            return False
-        self.passed += 1
-        print(f"PASS {name}" + (f" ({detail})" if detail else ""), flush=True)
-        return True
-
-    def note(self, text):
-        print(f"NOTE {text}", flush=True)
-
-    def run(self, *args):
-        cmd = [str(self.nopekit), *map(str, args)]
-        try:
-            p = subprocess.run(cmd, cwd=self.workdir, capture_output=True, timeout=self.timeout)
-        except subprocess.TimeoutExpired:
-            return None, f"timed out after {self.timeout}s: {' '.join(cmd)}"
-        return p, " ".join(cmd)
-
-
-def expect_success(proc, cmdline):
-    if proc is None:
-        raise CheckFail(cmdline)
-    if proc.returncode != 0:
-        err = proc.stderr.decode("utf-8", "replace").strip()[-500:]
-        raise CheckFail(f"`{cmdline}` exited {proc.returncode}: {err}")
-    return None
 
 
 def main(argv=None) -> int:

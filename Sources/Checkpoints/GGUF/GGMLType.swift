@@ -160,6 +160,17 @@ public enum TensorType: Hashable, Sendable, CustomStringConvertible {
 
     public var plainType: DType? { if case .plain(let d) = self { return d } else { return nil } }
 
+    /// How a GGUF tensor of `ggml` type stores its elements.
+    public init(ggml: GGMLType) { self = ggml.plainType.map { .plain($0) } ?? .quantized(ggml) }
+
+    /// Widens `count` elements (whole blocks for ggml types) starting at `src` into `dst`.
+    public func decode(_ src: UnsafeRawPointer, count: Int, into dst: UnsafeMutablePointer<Float>) throws {
+        switch self {
+        case .plain(let d): try ElementConversion.decode(d, from: src, count: count, into: dst)
+        case .quantized(let q): try BlockCodecs.dequantize(q, from: src, count: count, into: dst)
+        }
+    }
+
     /// The unit that streaming never splits: one element, or one block.
     public var unitBytes: Int {
         switch self {

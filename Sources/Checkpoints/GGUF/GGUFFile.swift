@@ -56,8 +56,7 @@ public final class GGUFFile: TensorStore {
             for (i, t) in h.tensors.enumerated() {
                 guard byName[t.name] == nil else { throw GGUFError.duplicateTensor(file: paths[p], name: t.name) }
                 byName[t.name] = (p, all.count, i)
-                let type: TensorType = t.type.plainType.map { .plain($0) } ?? .quantized(t.type)
-                all.append(TensorInfo(name: t.name, type: type, shape: t.shape, byteCount: t.byteCount,
+                all.append(TensorInfo(name: t.name, type: TensorType(ggml: t.type), shape: t.shape, byteCount: t.byteCount,
                                       file: paths[p], fileOffset: h.dataStart + t.offset))
             }
         }

@@ -1,28 +1,11 @@
 import Foundation
 
-/// A tensor to be written to GGUF: name, ggml type, shape in HF order, and a producer that
-/// streams exactly `byteCount` bytes.
-public struct GGUFOutputTensor {
-    public var name: String
-    public var type: GGMLType
-    /// HF order (outermost first); written reversed as ggml's `ne`.
-    public var shape: [Int]
-    public var byteCount: Int
-    public var produce: (_ sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Void
-
-    public init(name: String, type: GGMLType, shape: [Int], byteCount: Int,
-                produce: @escaping (_ sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) {
-        self.name = name
-        self.type = type
-        self.shape = shape
-        self.byteCount = byteCount
-        self.produce = produce
-    }
-
-    /// A tensor streamed unchanged from a GGUF or other store.
-    public static func copy(_ info: TensorInfo, type: GGMLType, from store: any TensorStore) -> GGUFOutputTensor {
-        GGUFOutputTensor(name: info.name, type: type, shape: info.shape, byteCount: info.byteCount) { sink in
-            try store.forEachChunk(info.name, chunkBytes: 8 << 20, sink)
+extension OutputTensor {
+    /// The ggml type GGUF stores this tensor as, if it has one.
+    var ggmlType: GGMLType? {
+        switch type {
+        case .plain(let d): return GGMLType(plain: d)
+        case .quantized(let q): return q
         }
     }
 }
@@ -42,11 +25,11 @@ public enum GGUFWriter {
     public struct Part {
         public var path: String
         public var metadata: [GGUFKeyValue]
-        public var tensors: [GGUFOutputTensor]
+        public var tensors: [OutputTensor]
     }
 
     /// Validates names and metadata and assigns tensors to parts.
-    public static func plan(metadata: [GGUFKeyValue], tensors: [GGUFOutputTensor], to path: String,
+    public static func plan(metadata: [GGUFKeyValue], tensors: [OutputTensor], to path: String,
                             maxShardBytes: Int?) throws -> [Part] {
         var keys = Set<String>()
         for kv in metadata {
@@ -66,14 +49,15 @@ public enum GGUFWriter {
             guard names.insert(t.name).inserted else { throw GGUFWriterError.invalid(path: path, detail: "tensor '\(t.name)' given twice") }
             guard t.name.utf8.count <= GGUF.maxNameLength else { throw GGUFWriterError.invalid(path: path, detail: "tensor name '\(t.name)' is longer than 63 bytes") }
             guard t.shape.count <= GGUF.maxDimensions else { throw GGUFWriterError.invalid(path: path, detail: "tensor '\(t.name)' has more than 4 dimensions") }
+            guard let type = t.ggmlType else { throw GGUFWriterError.invalid(path: path, detail: "tensor '\(t.name)': GGUF has no \(t.type.name) type") }
             let elements = t.shape.reduce(1, *)
-            guard (t.shape.last ?? 1) % t.type.blockElements == 0,
-                  elements / t.type.blockElements * t.type.blockBytes == t.byteCount else {
-                throw GGUFWriterError.invalid(path: path, detail: "tensor '\(t.name)': \(t.byteCount) bytes do not hold shape \(t.shape) of \(t.type.name)")
+            guard (t.shape.last ?? 1) % type.blockElements == 0,
+                  elements / type.blockElements * type.blockBytes == t.byteCount else {
+                throw GGUFWriterError.invalid(path: path, detail: "tensor '\(t.name)': \(t.byteCount) bytes do not hold shape \(t.shape) of \(type.name)")
             }
         }
         // gguf-py: a new part starts when the next tensor would push the current one over the limit.
-        var groups: [[GGUFOutputTensor]] = [[]]
+        var groups: [[OutputTensor]] = [[]]
         var size = 0
         for t in tensors {
             if let limit = maxShardBytes, !groups[groups.count - 1].isEmpty, size + t.byteCount > limit {
@@ -101,7 +85,7 @@ public enum GGUFWriter {
 
     /// Writes `metadata` and `tensors` to `path` (or its split parts). `progress` is called after
     /// each tensor with (bytes written, total bytes).
-    public static func write(metadata: [GGUFKeyValue], tensors: [GGUFOutputTensor], to path: String,
+    public static func write(metadata: [GGUFKeyValue], tensors: [OutputTensor], to path: String,
                              maxShardBytes: Int? = nil, progress: ((Int, Int) -> Void)? = nil) throws {
         let parts = try plan(metadata: metadata, tensors: tensors, to: path, maxShardBytes: maxShardBytes)
         let alignment = metadata[GGUF.Key.alignment]?.intValue ?? GGUF.defaultAlignment
@@ -144,7 +128,7 @@ public enum GGUFWriter {
             out.string(Array(t.name.utf8))
             out.u32(UInt32(t.shape.count))
             for d in t.shape.reversed() { out.u64(UInt64(d)) }
-            out.u32(t.type.rawValue)
+            out.u32(t.ggmlType!.rawValue)  // checked by `plan`
             out.u64(UInt64(offset))
             offset += GGUFHeader.alignUp(t.byteCount, alignment)
         }

@@ -1,32 +1,5 @@
 import Foundation
 
-/// A tensor to be written: its description plus a producer that streams exactly `byteCount`
-/// bytes into a sink, chunk by chunk. Producers read from a mapped source and convert on the fly,
-/// so writing holds about one chunk in memory, not one model.
-public struct OutputTensor {
-    public var name: String
-    public var dtype: DType
-    public var shape: [Int]
-    public var byteCount: Int
-    public var produce: (_ sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Void
-
-    public init(name: String, dtype: DType, shape: [Int], byteCount: Int,
-                produce: @escaping (_ sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) {
-        self.name = name
-        self.dtype = dtype
-        self.shape = shape
-        self.byteCount = byteCount
-        self.produce = produce
-    }
-
-    /// A tensor whose bytes are already in memory.
-    public static func inMemory(name: String, dtype: DType, shape: [Int], bytes: [UInt8]) -> OutputTensor {
-        OutputTensor(name: name, dtype: dtype, shape: shape, byteCount: bytes.count) { sink in
-            try bytes.withUnsafeBytes { try sink($0) }
-        }
-    }
-}
-
 /// Writes safetensors files byte-identical to the reference writer (huggingface/safetensors
 /// `serialize`): tensors sorted by dtype rank descending, then by name (byte order); offsets
 /// back to back; compact JSON with `__metadata__` first (keys sorted) and each entry as
@@ -36,7 +9,7 @@ public enum SafetensorsWriter {
     /// The reference writer's tensor order.
     public static func referenceOrder(_ tensors: [OutputTensor]) -> [OutputTensor] {
         tensors.sorted { a, b in
-            if a.dtype != b.dtype { return a.dtype > b.dtype }
+            if a.dtype != b.dtype { return a.dtype! > b.dtype! }
             return Array(a.name.utf8).lexicographicallyPrecedes(Array(b.name.utf8))
         }
     }
@@ -49,7 +22,7 @@ public enum SafetensorsWriter {
         var offset = 0
         for t in ordered {
             members.append(JSONMember(t.name, .object([
-                JSONMember("dtype", .string(t.dtype.code)),
+                JSONMember("dtype", .string(t.type.name)),
                 JSONMember("shape", .array(t.shape.map { .int($0) })),
                 JSONMember("data_offsets", .array([.int(offset), .int(offset + t.byteCount)])),
             ])))
@@ -71,6 +44,9 @@ public enum SafetensorsWriter {
 
     /// Writes the bytes of one shard to `path` (which must not exist).
     static func writeShard(_ tensors: [OutputTensor], metadata: [String: String], to path: String) throws {
+        if let q = tensors.first(where: { $0.dtype == nil }) {
+            throw WriterError.notPlain(path: path, tensor: q.name, type: q.type.name)
+        }
         let ordered = referenceOrder(tensors)
         if let dup = duplicateName(ordered) {
             throw WriterError.duplicateName(path: path, name: dup)
@@ -201,12 +177,14 @@ public enum WriterError: Error, CustomStringConvertible, Equatable {
     case duplicateName(path: String, name: String)
     case headerTooLarge(path: String)
     case sizeMismatch(path: String, tensor: String, expected: Int, produced: Int)
+    case notPlain(path: String, tensor: String, type: String)
 
     public var description: String {
         switch self {
         case .duplicateName(let p, let n): return "\(p): two tensors named '\(n)'; nothing was written"
         case .headerTooLarge(let p): return "\(p): the header would exceed 100,000,000 bytes; split the output with --max-shard-size"
         case .sizeMismatch(let p, let t, let e, let n): return "\(p): tensor '\(t)' produced \(n) bytes, expected \(e) (internal error; nothing was left behind)"
+        case .notPlain(let p, let t, let type): return "\(p): tensor '\(t)' is \(type) blocks, which safetensors cannot store; give a float --dtype to dequantise"
         }
     }
 }

@@ -22,11 +22,7 @@ public enum TensorRetyping {
     /// An `OutputTensor` that reads `info` from `store` when written.
     public static func output(_ info: TensorInfo, from store: any TensorStore, target: DType?) throws -> OutputTensor {
         let outType = outputType(of: info, target: target)
-        if info.type == .plain(outType) {
-            return OutputTensor(name: info.name, dtype: outType, shape: info.shape, byteCount: info.byteCount) { sink in
-                try store.forEachChunk(info.name, chunkBytes: 8 << 20, sink)
-            }
-        }
+        if info.type == .plain(outType) { return .copy(info, from: store) }
         guard let outSize = outType.byteSize, ElementConversion.encodableTypes.contains(outType) else {
             throw ConversionError.notEncodable(outType)
         }
@@ -40,20 +36,13 @@ public enum TensorRetyping {
             try store.forEachChunk(info.name, chunkBytes: chunkUnits * unitBytes) { chunk in
                 let n = chunk.count / unitBytes * unitElements
                 try scratch.withUnsafeMutableBufferPointer { f in
-                    try decodeChunk(info.type, chunk, count: n, into: f.baseAddress!)
+                    try info.type.decode(chunk.baseAddress!, count: n, into: f.baseAddress!)
                     try out.withUnsafeMutableBytes { o in
                         try ElementConversion.encode(f.baseAddress!, count: n, as: outType, into: o.baseAddress!)
                         try sink(UnsafeRawBufferPointer(rebasing: o[0..<(n * outSize)]))
                     }
                 }
             }
-        }
-    }
-
-    static func decodeChunk(_ type: TensorType, _ chunk: UnsafeRawBufferPointer, count: Int, into dst: UnsafeMutablePointer<Float>) throws {
-        switch type {
-        case .plain(let d): try ElementConversion.decode(d, from: chunk.baseAddress!, count: count, into: dst)
-        case .quantized(let q): try BlockCodecs.dequantize(q, from: chunk.baseAddress!, count: count, into: dst)
         }
     }
 }

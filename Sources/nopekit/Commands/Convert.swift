@@ -97,9 +97,7 @@ struct Convert: ParsableCommand {
     /// byte for byte, merged from split parts or split anew with --max-shard-size.
     func rewriteGGUF() throws {
         let source = try GGUFFile(path: input)
-        let tensors = source.tensors.map { t in
-            GGUFOutputTensor.copy(t, type: source.entry(t.name)!.type, from: source)
-        }
+        let tensors = source.tensors.map { OutputTensor.copy($0, from: source) }
         let progress = Progress("rewriting")
         try GGUFWriter.write(metadata: source.metadata, tensors: tensors, to: output,
                              maxShardBytes: maxShardSize.flatMap(ByteSize.parse), progress: progress.update)

@@ -18,10 +18,10 @@ import Testing
         GGUFKeyValue("test.arr.empty", .array(.float32, [])),
     ]
 
-    func tensor(_ name: String, _ type: GGMLType, _ shape: [Int], seed: UInt8) -> GGUFOutputTensor {
+    func tensor(_ name: String, _ type: GGMLType, _ shape: [Int], seed: UInt8) -> OutputTensor {
         let bytes = shape.reduce(1, *) / type.blockElements * type.blockBytes
         let data = (0..<bytes).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed)) }
-        return GGUFOutputTensor(name: name, type: type, shape: shape, byteCount: bytes) { sink in try data.withUnsafeBytes { try sink($0) } }
+        return OutputTensor(name: name, type: TensorType(ggml: type), shape: shape, byteCount: bytes) { sink in try data.withUnsafeBytes { try sink($0) } }
     }
 
     @Test func writesWhatItReads() throws {
@@ -102,14 +102,14 @@ import Testing
         let dir = try TestPaths.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let long = String(repeating: "x", count: 64)
-        let cases: [([GGUFKeyValue], [GGUFOutputTensor])] = [
+        let cases: [([GGUFKeyValue], [OutputTensor])] = [
             ([GGUFKeyValue("k", .uint8(1)), GGUFKeyValue("k", .uint8(2))], []),
             ([GGUFKeyValue("", .uint8(1))], []),
             ([GGUFKeyValue("general.alignment", .uint32(48))], []),
             ([GGUFKeyValue("k", .array(.array, [.array(.uint8, [])]))], []),
             ([], [tensor(long, .f32, [1], seed: 0)]),
             ([], [tensor("a", .f32, [1], seed: 0), tensor("a", .f32, [1], seed: 0)]),
-            ([], [GGUFOutputTensor(name: "q", type: .q4_0, shape: [48], byteCount: 27) { _ in }]),
+            ([], [OutputTensor(name: "q", type: .quantized(.q4_0), shape: [48], byteCount: 27) { _ in }]),
         ]
         for (meta, tensors) in cases {
             #expect(throws: GGUFWriterError.self) { try GGUFWriter.write(metadata: meta, tensors: tensors, to: dir + "/x.gguf") }

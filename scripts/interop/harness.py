@@ -1,0 +1,63 @@
+"""Shared harness of the interop checks: PASS/FAIL bookkeeping, running the nopekit binary, and
+small file helpers. Each check script prints one line per check and ends with
+`interop: N passed, M failed`."""
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import traceback
+from pathlib import Path
+
+
+class CheckFail(Exception):
+    pass
+
+
+def sha256_file(p: Path) -> str:
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class Runner:
+    def __init__(self, nopekit: Path, workdir: Path, timeout: float):
+        self.nopekit, self.workdir, self.timeout = nopekit, workdir, timeout
+        self.passed = self.failed = 0
+
+    def check(self, name, fn, *args):
+        try:
+            detail = fn(*args)
+        except CheckFail as e:
+            self.failed += 1
+            print(f"FAIL {name}: {e}", flush=True)
+            return False
+        except Exception as e:  # a bug in the output or in this script
+            self.failed += 1
+            tb = traceback.format_exc(limit=3).strip().splitlines()[-1]
+            print(f"FAIL {name}: {type(e).__name__}: {e} [{tb}]", flush=True)
+            return False
+        self.passed += 1
+        print(f"PASS {name}" + (f" ({detail})" if detail else ""), flush=True)
+        return True
+
+    def note(self, text):
+        print(f"NOTE {text}", flush=True)
+
+    def run(self, *args):
+        cmd = [str(self.nopekit), *map(str, args)]
+        try:
+            p = subprocess.run(cmd, cwd=self.workdir, capture_output=True, timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            return None, f"timed out after {self.timeout}s: {' '.join(cmd)}"
+        return p, " ".join(cmd)
+
+
+def expect_success(proc, cmdline):
+    if proc is None:
+        raise CheckFail(cmdline)
+    if proc.returncode != 0:
+        err = proc.stderr.decode("utf-8", "replace").strip()[-500:]
+        raise CheckFail(f"`{cmdline}` exited {proc.returncode}: {err}")
+    return None
