@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "nopekit", targets: ["nopekit"]),
         .library(name: "Checkpoints", targets: ["Checkpoints"]),
         .library(name: "Engine", targets: ["Engine"]),
+        .library(name: "Tokenizers", targets: ["Tokenizers"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -19,14 +20,16 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "Checkpoints", dependencies: ["CZlib"]),
         .target(name: "Engine", dependencies: ["Checkpoints", "COpenBLAS"]),
+        .target(name: "Tokenizers", dependencies: ["Checkpoints"]),
         .executableTarget(
             name: "nopekit",
             dependencies: [
-                "Checkpoints", "Engine",
+                "Checkpoints", "Engine", "Tokenizers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "NopekitCLITests", dependencies: ["nopekit"]),
     ],
     swiftLanguageModes: [.v5]

@@ -8,10 +8,11 @@ struct Nopekit: ParsableCommand {
         commandName: "nopekit",
         abstract: "Extend NoPE and hybrid language models to longer inputs with per-head softmax temperatures.",
         discussion: """
-            Reads safetensors checkpoints (single files and sharded Hugging Face folders), \
-            re-types and re-shards them, and checks the machine's BLAS set-up. Temperature \
-            search, baking and verification come with later releases.
+            Reads safetensors checkpoints (single files and sharded Hugging Face folders) and \
+            GGUF files, converts between float types and shard sizes, tokenizes with the \
+            model's own tokenizer, and checks the machine's BLAS set-up. Temperature search, \
+            baking and verification come with later releases.
             """,
         version: version,
-        subcommands: [Inspect.self, Convert.self, Doctor.self])
+        subcommands: [Inspect.self, Convert.self, Tokenize.self, Doctor.self, Bench.self])
 }

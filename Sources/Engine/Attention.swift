@@ -1,0 +1,141 @@
+import COpenBLAS
+import Foundation
+
+/// Causal grouped-query attention with a per-head temperature, and the per-head attention
+/// entropy, for one sequence.
+///
+///     s_ij = λ_h · (q_i · k_j) / sqrt(E)     (j ≤ i)
+///     o_i  = Σ_j softmax_j(s_ij) · v_j
+///     H_i  = −Σ_j p_ij log2 p_ij
+///
+/// Shapes: q and out are [T, H, E], k and v are [T, G, E] (G key/value heads shared by H/G
+/// query heads each), entropy is [H, T]. `tiled` never forms the T×T matrix: it walks query
+/// tiles × key tiles with an online softmax (running max m, sum S and, for the entropy,
+/// U = Σ e^(s−m)(s−m); when m moves to m′ both scale by e^(m−m′) and U gains (m−m′)·S, and
+/// H = (ln S − U/S)/ln 2), with QKᵀ and PV through sgemm. `naive` forms full rows in Double.
+public enum Attention {
+    public struct Shape: Sendable {
+        public var length: Int       // T
+        public var heads: Int        // H
+        public var kvHeads: Int      // G
+        public var headDim: Int      // E
+        public init(length: Int, heads: Int, kvHeads: Int, headDim: Int) {
+            self.length = length; self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim
+        }
+    }
+
+    public static var queryTile = 64
+    public static var keyTile = 256
+
+    /// The tiled kernel. Heads × query tiles are shared among `threads` workers, each calling
+    /// single-threaded sgemm on its own tiles.
+    public static func tiled(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                             out: UnsafeMutablePointer<Float>, entropy: UnsafeMutablePointer<Float>?,
+                             lambda: [Float], shape s: Shape, threads: Int) {
+        let T = s.length, H = s.heads, G = s.kvHeads, E = s.headDim
+        let group = H / G
+        let bq = queryTile, bk = keyTile
+        let qTiles = (T + bq - 1) / bq
+        let jobs = H * qTiles
+        let workers = max(1, min(threads, jobs))
+        let savedThreads = BLASRuntime.threadCount
+        if workers > 1 { BLASRuntime.setThreadCount(1) }
+        defer { if workers > 1 { BLASRuntime.setThreadCount(savedThreads) } }
+        let inverseRootE = 1 / Float(E).squareRoot()
+
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            var scores = [Float](repeating: 0, count: bq * bk)
+            var rowMax = [Float](repeating: 0, count: bq)
+            var rowSum = [Float](repeating: 0, count: bq)
+            var rowU = [Float](repeating: 0, count: bq)
+            scores.withUnsafeMutableBufferPointer { S in
+                var job = worker
+                while job < jobs {
+                    let h = job / qTiles, tile = job % qTiles
+                    let g = h / group
+                    let q0 = tile * bq, rows = min(bq, T - q0)
+                    let alpha = lambda[h] * inverseRootE
+                    let qh = q + q0 * H * E + h * E
+                    let oh = out + q0 * H * E + h * E
+                    for r in 0..<rows {
+                        rowMax[r] = -.infinity; rowSum[r] = 0; rowU[r] = 0
+                        (oh + r * H * E).update(repeating: 0, count: E)
+                    }
+                    var k0 = 0
+                    while k0 < q0 + rows {
+                        let cols = min(bk, q0 + rows - k0)
+                        // S[rows, cols] = α · Q_tile · K_tileᵀ
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(cols), Int32(E),
+                                    alpha, qh, Int32(H * E), k + k0 * G * E + g * E, Int32(G * E), 0, S.baseAddress!, Int32(bk))
+                        for r in 0..<rows {
+                            let i = q0 + r
+                            let visible = min(cols, i - k0 + 1)  // keys j ≤ i
+                            let row = S.baseAddress! + r * bk
+                            if visible <= 0 { for c in 0..<cols { row[c] = 0 }; continue }
+                            var m = rowMax[r]
+                            for c in 0..<visible where row[c] > m { m = row[c] }
+                            let shift = rowMax[r] == -.infinity ? 0 : FastMath.exp(rowMax[r] - m)
+                            var sum: Float = 0, u: Float = 0
+                            for c in 0..<visible {
+                                let d = row[c] - m
+                                let e = FastMath.exp(d)
+                                row[c] = e
+                                sum += e
+                                u += e * d
+                            }
+                            for c in visible..<cols { row[c] = 0 }
+                            let delta = rowMax[r] == -.infinity ? 0 : rowMax[r] - m
+                            rowU[r] = shift * (rowU[r] + delta * rowSum[r]) + u
+                            rowSum[r] = shift * rowSum[r] + sum
+                            rowMax[r] = m
+                            if shift != 1 { cblas_sscal(Int32(E), shift, oh + r * H * E, 1) }
+                        }
+                        // O_tile += P · V_tile
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(E), Int32(cols),
+                                    1, S.baseAddress!, Int32(bk), v + k0 * G * E + g * E, Int32(G * E), 1, oh, Int32(H * E))
+                        k0 += cols
+                    }
+                    for r in 0..<rows {
+                        cblas_sscal(Int32(E), 1 / rowSum[r], oh + r * H * E, 1)
+                        entropy?[h * T + q0 + r] = (log(rowSum[r]) - rowU[r] / rowSum[r]) / Float(M_LN2)
+                    }
+                    job += workers
+                }
+            }
+        }
+    }
+
+    /// Full-row softmax in Double: the reference for `tiled`.
+    public static func naive(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
+                             out: UnsafeMutablePointer<Float>, entropy: UnsafeMutablePointer<Float>?,
+                             lambda: [Float], shape s: Shape) {
+        let T = s.length, H = s.heads, G = s.kvHeads, E = s.headDim
+        let group = H / G
+        var p = [Double](repeating: 0, count: T)
+        for h in 0..<H {
+            let g = h / group
+            for i in 0..<T {
+                var m = -Double.infinity
+                for j in 0...i {
+                    var dot = 0.0
+                    for e in 0..<E { dot += Double(q[(i * H + h) * E + e]) * Double(k[(j * G + g) * E + e]) }
+                    p[j] = Double(lambda[h]) * dot / Double(E).squareRoot()
+                    m = max(m, p[j])
+                }
+                var sum = 0.0
+                for j in 0...i { p[j] = Foundation.exp(p[j] - m); sum += p[j] }
+                var ent = 0.0
+                for j in 0...i {
+                    p[j] /= sum
+                    if p[j] > 0 { ent -= p[j] * log2(p[j]) }
+                }
+                entropy?[h * T + i] = Float(ent)
+                for e in 0..<E {
+                    var acc = 0.0
+                    for j in 0...i { acc += p[j] * Double(v[(j * G + g) * E + e]) }
+                    out[(i * H + h) * E + e] = Float(acc)
+                }
+            }
+        }
+    }
+}

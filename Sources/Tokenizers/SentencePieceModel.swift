@@ -1,0 +1,117 @@
+/// SentencePiece-style BPE by piece scores, as llama.cpp tokenizes GGUF vocabularies of type
+/// `llama` (`llm_tokenizer_spm`): the text is split into UTF-8 characters; the adjacent pair
+/// whose concatenation is a vocabulary piece with the highest score is merged (leftmost on
+/// ties) until none is left; a final symbol that is not a piece is re-split along the merges
+/// that built it, and characters that are no piece become their `<0xNN>` byte tokens.
+final class SentencePieceModel {
+    let pieceToID: [String: Int]
+    let scores: [Float]
+    let byteIDs: [Int]?
+    let unknownID: Int?
+
+    init(pieces: [String], scores: [Float], unknownID: Int?) {
+        var map: [String: Int] = [:]
+        for (i, p) in pieces.enumerated() where map[p] == nil { map[p] = i }
+        pieceToID = map
+        self.scores = scores
+        self.unknownID = unknownID
+        let bytes = (0..<256).map { map[String(format: "<0x%02X>", $0)] }
+        byteIDs = bytes.allSatisfy { $0 != nil } ? bytes.map { $0! } : nil
+    }
+
+    private struct Symbol { var start: Int, length: Int, prev: Int, next: Int }
+    private struct Bigram { let left: Int, right: Int, score: Float, size: Int }
+
+    /// Token ids of `text` (already whitespace-escaped to ▁ by the caller).
+    func encode(_ input: String) -> [Int] {
+        let bytes = Array(input.utf8)
+        guard !bytes.isEmpty else { return [] }
+        var symbols: [Symbol] = []
+        var offset = 0
+        while offset < bytes.count {
+            let length = min(Self.utf8Length(bytes[offset]), bytes.count - offset)
+            symbols.append(Symbol(start: offset, length: length, prev: symbols.count - 1,
+                                  next: offset + length == bytes.count ? -1 : symbols.count + 1))
+            offset += length
+        }
+        var queue = BigramHeap()
+        var reverseMerge: [String: (Int, Int)] = [:]
+        func text(_ start: Int, _ length: Int) -> String { String(decoding: bytes[start..<(start + length)], as: UTF8.self) }
+        func tryAdd(_ left: Int, _ right: Int) {
+            guard left >= 0, right >= 0 else { return }
+            let piece = text(symbols[left].start, symbols[left].length + symbols[right].length)
+            guard let id = pieceToID[piece], id < scores.count else { return }
+            queue.push(.init(left: left, right: right, score: scores[id], size: piece.utf8.count))
+            reverseMerge[piece] = (left, right)
+        }
+        for i in 1..<symbols.count { tryAdd(i - 1, i) }
+        while let top = queue.pop() {
+            let l = top.left, r = top.right
+            guard symbols[l].length > 0, symbols[r].length > 0, symbols[l].length + symbols[r].length == top.size else { continue }
+            symbols[l].length += symbols[r].length
+            symbols[r].length = 0
+            symbols[l].next = symbols[r].next
+            if symbols[r].next >= 0 { symbols[symbols[r].next].prev = l }
+            tryAdd(symbols[l].prev, l)
+            tryAdd(l, symbols[l].next)
+        }
+        var out: [Int] = []
+        // As llama.cpp: a symbol that is a piece is emitted; one built by a merge whose text is
+        // no piece is re-split into the two symbols that formed it; otherwise, bytes.
+        func resegment(_ index: Int) {
+            let symbol = symbols[index]
+            let piece = text(symbol.start, symbol.length)
+            if let id = pieceToID[piece] { out.append(id); return }
+            if let (l, r) = reverseMerge[piece] { resegment(l); resegment(r); return }
+            for b in bytes[symbol.start..<(symbol.start + symbol.length)] {
+                if let ids = byteIDs { out.append(ids[Int(b)]) } else if let unk = unknownID { out.append(unk) }
+            }
+        }
+        var i = 0
+        while i != -1 {
+            resegment(i)
+            i = symbols[i].next
+        }
+        return out
+    }
+
+    static func utf8Length(_ lead: UInt8) -> Int {
+        switch lead {
+        case 0..<0x80: return 1
+        case 0xC0..<0xE0: return 2
+        case 0xE0..<0xF0: return 3
+        case 0xF0...: return 4
+        default: return 1
+        }
+    }
+
+    /// Max-heap by score, then smallest left position.
+    private struct BigramHeap {
+        private var items: [Bigram] = []
+        private static func before(_ a: Bigram, _ b: Bigram) -> Bool { a.score > b.score || (a.score == b.score && a.left < b.left) }
+        mutating func push(_ e: Bigram) {
+            items.append(e)
+            var i = items.count - 1
+            while i > 0, Self.before(items[i], items[(i - 1) / 2]) { items.swapAt(i, (i - 1) / 2); i = (i - 1) / 2 }
+        }
+        mutating func pop() -> Bigram? {
+            guard !items.isEmpty else { return nil }
+            let top = items[0]
+            let last = items.removeLast()
+            if !items.isEmpty {
+                items[0] = last
+                var i = 0
+                while true {
+                    let l = 2 * i + 1, r = l + 1
+                    var m = i
+                    if l < items.count && Self.before(items[l], items[m]) { m = l }
+                    if r < items.count && Self.before(items[r], items[m]) { m = r }
+                    if m == i { break }
+                    items.swapAt(i, m)
+                    i = m
+                }
+            }
+            return top
+        }
+    }
+}

@@ -1,0 +1,122 @@
+import Checkpoints
+import Foundation
+import Testing
+@testable import Engine
+
+/// The forward pass against a float64 PyTorch reference (scripts/reference/make_engine_goldens.py,
+/// cross-checked against transformers in fixtures/engine/crosscheck.txt).
+@Suite struct GoldenForwardTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("fixtures/engine")
+
+    static var cases: [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? [])
+            .filter { FileManager.default.fileExists(atPath: root.appendingPathComponent($0).appendingPathComponent("golden.safetensors").path) }
+            .sorted()
+    }
+
+    static func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
+        precondition(a.count == b.count, "sizes \(a.count) vs \(b.count)")
+        return zip(a, b).map { abs($0 - $1) }.max() ?? 0
+    }
+
+    @Test func everyCaseIsPresent() {
+        #expect(Self.cases.count >= 9, "cases: \(Self.cases)")
+    }
+
+    @Test(arguments: GoldenForwardTests.cases)
+    func matchesReference(_ name: String) throws {
+        let folder = Self.root.appendingPathComponent(name).path
+        let checkpoint = try Checkpoint.open(folder)
+        let config = try checkpoint.requireConfig()
+        let golden = try SafetensorsFile(path: folder + "/golden.safetensors")
+        let ids = try golden.readF32("input_ids").map { Int($0) }
+        let shape = try golden.info("input_ids").shape
+        let (B, T) = (shape[0], shape[1])
+        let tokens = (0..<B).map { Array(ids[($0 * T)..<(($0 + 1) * T)]) }
+        let lambda = try golden.readF32("lambda")
+        let H = config.heads
+        let temps: [[Float]?] = (0..<config.layers).map { Array(lambda[($0 * H)..<(($0 + 1) * H)]) }
+        let model = try LlamaModel(store: checkpoint.store, config: config, policy: .resident)
+        let r = try model.forward(ForwardRequest(tokens: tokens, temperatures: temps, logitPositions: Array(0..<T),
+                                                 losses: true, entropy: true, hiddenStates: true))
+        let dLogits = Self.maxAbsDiff(r.logits, try golden.readF32("logits"))
+        let dLoss = Self.maxAbsDiff(r.losses, try golden.readF32("losses"))
+        let dEntropy = Self.maxAbsDiff(r.entropy, try golden.readF32("entropy"))
+        let dHidden = Self.maxAbsDiff(r.hidden, try golden.readF32("hidden"))
+        print("\(name): max |Δ| logits \(dLogits), loss \(dLoss), entropy(bits) \(dEntropy), hidden \(dHidden)")
+        #expect(dLogits < 2e-4, "\(name) logits")
+        #expect(dLoss < 2e-4, "\(name) losses")
+        #expect(dEntropy < 2e-4, "\(name) entropy")
+        #expect(dHidden < 2e-4, "\(name) hidden")
+    }
+
+    /// λ = 1 everywhere must give exactly what no temperature gives.
+    @Test func unitTemperaturesAreBitIdentical() throws {
+        guard let name = Self.cases.first else { return }
+        let checkpoint = try Checkpoint.open(Self.root.appendingPathComponent(name).path)
+        let config = try checkpoint.requireConfig()
+        let model = try LlamaModel(store: checkpoint.store, config: config, policy: .resident)
+        let tokens = [[1, 5, 9, 3, 7, 2, 8]]
+        let plain = try model.forward(ForwardRequest(tokens: tokens, logitPositions: Array(0..<7), entropy: true))
+        let ones = try model.forward(ForwardRequest(tokens: tokens, temperatures: Array(repeating: Array(repeating: 1, count: config.heads), count: config.layers),
+                                                    logitPositions: Array(0..<7), entropy: true))
+        #expect(plain.logits.map(\.bitPattern) == ones.logits.map(\.bitPattern))
+        #expect(plain.entropy.map(\.bitPattern) == ones.entropy.map(\.bitPattern))
+        #expect(throws: EngineError.self) { try model.forward(ForwardRequest(tokens: [[0, 999]])) }
+        #expect(throws: EngineError.self) { try model.forward(ForwardRequest(tokens: tokens, temperatures: [[1]])) }
+    }
+}
+
+/// The tiled online-softmax attention against the full-row reference.
+@Suite(.serialized) struct AttentionTests {
+    @Test(arguments: [(37, 4, 2, 16), (130, 8, 2, 8), (300, 2, 1, 32), (1, 2, 2, 4)])
+    func tiledMatchesNaive(_ T: Int, _ H: Int, _ G: Int, _ E: Int) {
+        let saved = (Attention.queryTile, Attention.keyTile)
+        Attention.queryTile = 16; Attention.keyTile = 48  // lengths are not multiples of either
+        defer { (Attention.queryTile, Attention.keyTile) = saved }
+        var rng = UInt64(T * 1000 + H)
+        func rand() -> Float { rng = rng &* 6_364_136_223_846_793_005 &+ 1; return Float(Int(rng >> 40) % 2001 - 1000) / 300 }
+        let q = (0..<(T * H * E)).map { _ in rand() }, k = (0..<(T * G * E)).map { _ in rand() }, v = (0..<(T * G * E)).map { _ in rand() }
+        let lambda = (0..<H).map { 0.7 + 0.3 * Float($0) }
+        let shape = Attention.Shape(length: T, heads: H, kvHeads: G, headDim: E)
+        var outTiled = [Float](repeating: 0, count: T * H * E), outNaive = outTiled
+        var entTiled = [Float](repeating: 0, count: H * T), entNaive = entTiled
+        Attention.tiled(q: q, k: k, v: v, out: &outTiled, entropy: &entTiled, lambda: lambda, shape: shape, threads: 2)
+        Attention.naive(q: q, k: k, v: v, out: &outNaive, entropy: &entNaive, lambda: lambda, shape: shape)
+        let dOut = zip(outTiled, outNaive).map { abs($0 - $1) }.max() ?? 0
+        let dEnt = zip(entTiled, entNaive).map { abs($0 - $1) }.max() ?? 0
+        print("attention T=\(T) H=\(H) G=\(G) E=\(E): max |Δ| out \(dOut), entropy \(dEnt)")
+        #expect(dOut < 1e-4 && dEnt < 1e-4)
+    }
+}
+
+@Suite struct KernelTests {
+    @Test func fastKernelsMatchNaive() {
+        let n = 7, i = 33, o = 19
+        let x = (0..<(n * i)).map { Float(($0 * 37) % 23) / 11 - 1 }
+        let w = (0..<(o * i)).map { Float(($0 * 53) % 29) / 13 - 1 }
+        let b = (0..<o).map { Float($0) / 10 }
+        var fast = [Float](repeating: 0, count: n * o), slow = fast
+        Kernels.matmul(&fast, x, w, bias: b, rows: n, in: i, out: o)
+        Kernels.matmulNaive(&slow, x, w, bias: b, rows: n, in: i, out: o)
+        #expect(zip(fast, slow).allSatisfy { abs($0 - $1) < 1e-4 })
+        var nf = [Float](repeating: 0, count: n * i), ns = nf
+        Kernels.rmsnorm(&nf, x, Array(w.prefix(i)), rows: n, width: i, eps: 1e-5)
+        Kernels.rmsnormNaive(&ns, x, Array(w.prefix(i)), rows: n, width: i, eps: 1e-5)
+        #expect(zip(nf, ns).allSatisfy { abs($0 - $1) < 1e-5 })
+    }
+
+    @Test func fastExpIsAccurate() {
+        var worst: Float = 0
+        var x: Float = -87
+        while x < 88 {
+            let rel = abs(FastMath.exp(x) - Foundation.exp(x)) / Foundation.exp(x)
+            worst = max(worst, rel)
+            x += 0.0137
+        }
+        print("fast exp worst relative error \(worst)")
+        #expect(worst < 3e-7)
+        #expect(FastMath.exp(-100) == 0 && FastMath.exp(0) == 1)
+    }
+}

@@ -1,0 +1,113 @@
+import Checkpoints
+import Foundation
+import Testing
+@testable import Tokenizers
+
+enum TokenizerFixtures {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("fixtures/tokenizers")
+
+    static func path(_ name: String) -> String { root.appendingPathComponent(name).path }
+
+    struct Case {
+        let text: String
+        let ids: [Int]
+        let idsNoSpecial: [Int]
+        let decoded: String?
+        let decodedSkip: String?
+    }
+
+    static func cases(_ relative: String) throws -> [Case] {
+        let json = try JSONReader.parse([UInt8](try Data(contentsOf: root.appendingPathComponent(relative))))
+        let list = json.arrayValue ?? json["cases"]?.arrayValue ?? []
+        return list.compactMap { c in
+            guard let text = c["text"]?.stringValue, let ids = c["ids"]?.arrayValue?.compactMap(\.intValue) else { return nil }
+            return Case(text: text, ids: ids, idsNoSpecial: c["ids_no_special"]?.arrayValue?.compactMap(\.intValue) ?? ids,
+                        decoded: c["decoded"]?.stringValue, decodedSkip: c["decoded_skip"]?.stringValue)
+        }
+    }
+}
+
+/// Exact agreement with HF `tokenizers` and `sentencepiece` on held-out text
+/// (scripts/reference/make_tokenizer_fixtures.py).
+@Suite struct TokenizerReferenceTests {
+    static func check(_ tokenizer: Tokenizer, _ cases: [TokenizerFixtures.Case], name: String, decode: Bool = true) {
+        var failures = 0
+        for c in cases {
+            let ours = tokenizer.encode(c.text)
+            let oursPlain = tokenizer.encode(c.text, addSpecialTokens: false)
+            if ours != c.ids || oursPlain != c.idsNoSpecial {
+                failures += 1
+                if failures <= 5 {
+                    Issue.record("\(name): \(String(reflecting: c.text))\n  ours \(ours)\n  ref  \(c.ids)\n  pieces \(tokenizer.pieces(ours))\n  ref pieces \(tokenizer.pieces(c.ids))")
+                }
+            }
+            if decode, let d = c.decoded, tokenizer.decode(c.ids) != d {
+                failures += 1
+                if failures <= 5 { Issue.record("\(name) decode: \(String(reflecting: tokenizer.decode(c.ids))) vs \(String(reflecting: d))") }
+            }
+            if decode, let d = c.decodedSkip, tokenizer.decode(c.ids, skipSpecialTokens: true) != d {
+                failures += 1
+                if failures <= 5 { Issue.record("\(name) decode (skip special): \(String(reflecting: tokenizer.decode(c.ids, skipSpecialTokens: true))) vs \(String(reflecting: d))") }
+            }
+        }
+        print("\(name): \(cases.count) cases, \(failures) failures")
+        #expect(cases.count >= 100, "\(name): expected the held-out set")
+        #expect(failures == 0, "\(name): \(failures) of \(cases.count) cases differ")
+    }
+
+    @Test(arguments: ["spm_normalizer", "spm_metaspace", "bytelevel_llama3", "bytelevel_gpt2"])
+    func tokenizerJSONMatchesHF(_ name: String) throws {
+        let tokenizer = try Tokenizer.load(TokenizerFixtures.path(name))
+        Self.check(tokenizer, try TokenizerFixtures.cases("\(name)/expected.json"), name: name)
+    }
+
+    @Test(arguments: ["gguf_spm", "gguf_bpe"])
+    func ggufVocabularyMatchesReference(_ name: String) throws {
+        let tokenizer = try Tokenizer.load(TokenizerFixtures.path("\(name).gguf"))
+        Self.check(tokenizer, try TokenizerFixtures.cases("\(name).expected.json"), name: name)
+    }
+
+    @Test(arguments: ["unigram", "wordpiece"])
+    func refusesOtherModelKindsByName(_ name: String) throws {
+        let path = TokenizerFixtures.path(name)
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        do {
+            _ = try Tokenizer.load(path)
+            Issue.record("\(name) was accepted")
+        } catch let e as TokenizerError {
+            guard case .unsupported(_, let component, _) = e else { Issue.record("\(e)"); return }
+            #expect(component.lowercased().contains(name == "unigram" ? "unigram" : "wordpiece"))
+        }
+    }
+}
+
+/// decode(encode(s)) == s for arbitrary text, including characters the vocabulary lacks.
+@Suite struct TokenizerRoundTripTests {
+    static let pool: [Unicode.Scalar] = {
+        var s: [Unicode.Scalar] = []
+        for v in [0x09, 0x0A, 0x0D, 0x20, 0x21, 0x27, 0x41, 0x61, 0x7A, 0x30, 0x39, 0xE9, 0x3B1, 0x416, 0x5D0, 0x627, 0x915,
+                  0x301, 0x4E2D, 0x3042, 0xAC00, 0x1F600, 0x1F44D, 0x1F3FD, 0x200D, 0x2764, 0xFE0F, 0x1, 0x7F, 0x85, 0xA0, 0x2028, 0x10FFFD] {
+            s.append(Unicode.Scalar(UInt32(v))!)
+        }
+        return s
+    }()
+
+    @Test(arguments: ["bytelevel_llama3", "bytelevel_gpt2", "spm_normalizer", "spm_metaspace"])
+    func roundTripsRandomText(_ name: String) throws {
+        let path = TokenizerFixtures.path(name)
+        let tokenizer = try Tokenizer.load(path)
+        var state: UInt64 = 12345
+        for _ in 0..<300 {
+            var text = String.UnicodeScalarView()
+            state = state &* 6_364_136_223_846_793_005 &+ 1
+            for _ in 0..<Int(state >> 60) * 3 {
+                state = state &* 6_364_136_223_846_793_005 &+ 1
+                text.append(Self.pool[Int(state >> 33) % Self.pool.count])
+            }
+            let s = String(text)
+            let back = tokenizer.decode(tokenizer.encode(s, addSpecialTokens: false))
+            #expect(back == s, "\(name): \(String(reflecting: s)) → \(String(reflecting: back))")
+        }
+    }
+}
