@@ -21,15 +21,17 @@ let package = Package(
         .target(name: "Checkpoints", dependencies: ["CZlib"]),
         .target(name: "Engine", dependencies: ["Checkpoints", "COpenBLAS"]),
         .target(name: "Tokenizers", dependencies: ["Checkpoints"]),
+        .target(name: "TemperatureSearch", dependencies: ["Engine", "Tokenizers", "Checkpoints"]),
         .executableTarget(
             name: "nopekit",
             dependencies: [
-                "Checkpoints", "Engine", "Tokenizers",
+                "Checkpoints", "Engine", "Tokenizers", "TemperatureSearch",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
+        .testTarget(name: "TemperatureSearchTests", dependencies: ["TemperatureSearch"]),
         .testTarget(name: "NopekitCLITests", dependencies: ["nopekit"]),
     ],
     swiftLanguageModes: [.v5]

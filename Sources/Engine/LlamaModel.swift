@@ -117,7 +117,9 @@ public final class LlamaModel {
         var q = [Float](repeating: 0, count: N * H * E), k = [Float](repeating: 0, count: N * G * E), v = k
         var att = [Float](repeating: 0, count: N * H * E)
         var proj = [Float](repeating: 0, count: N * D)
-        var gate = [Float](repeating: 0, count: N * F), up = gate
+        // The MLP runs over chunks of rows, so its [rows, F] buffers do not grow with T.
+        let mlpRows = min(N, 512)
+        var gate = [Float](repeating: 0, count: mlpRows * F), up = gate
 
         for l in 0..<c.layers {
             let w = try weights(l)
@@ -159,10 +161,19 @@ public final class LlamaModel {
             Kernels.add(&x, proj, count: N * D)
             // x += down(silu(gate(h2)) · up(h2)),  h2 = rmsnorm(x) · w_mlp_norm
             Kernels.rmsnorm(&h, x, w.mlpNorm, rows: N, width: D, eps: eps)
-            Kernels.matmul(&gate, h, w.wGate, bias: w.bGate, rows: N, in: D, out: F)
-            Kernels.matmul(&up, h, w.wUp, bias: w.bUp, rows: N, in: D, out: F)
-            Kernels.swiglu(&gate, up, count: N * F)
-            Kernels.matmul(&proj, gate, w.wDown, bias: w.bDown, rows: N, in: F, out: D)
+            h.withUnsafeBufferPointer { hp in
+                proj.withUnsafeMutableBufferPointer { pp in
+                    var r0 = 0
+                    while r0 < N {
+                        let rows = min(mlpRows, N - r0)
+                        Kernels.matmul(&gate, hp.baseAddress! + r0 * D, w.wGate, bias: w.bGate, rows: rows, in: D, out: F)
+                        Kernels.matmul(&up, hp.baseAddress! + r0 * D, w.wUp, bias: w.bUp, rows: rows, in: D, out: F)
+                        Kernels.swiglu(&gate, up, count: rows * F)
+                        Kernels.matmul(pp.baseAddress! + r0 * D, gate, w.wDown, bias: w.bDown, rows: rows, in: F, out: D)
+                        r0 += rows
+                    }
+                }
+            }
             Kernels.add(&x, proj, count: N * D)
             if request.hiddenStates { result.hidden += x }
         }

@@ -33,15 +33,16 @@ struct AddedTokens {
 
     func isSpecial(_ id: Int) -> Bool { specialIDs.contains(id) }
 
-    /// `text` cut into plain runs and matched tokens.
-    func split(_ text: String) -> [Segment] {
+    /// `text` cut into plain runs and matched tokens (special ones only if `includingSpecial`).
+    func split(_ text: String, includingSpecial: Bool = true) -> [Segment] {
         guard !byFirst.isEmpty else { return text.isEmpty ? [] : [.text(text.startIndex..<text.endIndex)] }
         let scalars = text.unicodeScalars
         var out: [Segment] = []
         var runStart = scalars.startIndex
         var i = scalars.startIndex
         while i < scalars.endIndex {
-            if let candidates = byFirst[scalars[i]], let t = candidates.first(where: { matches($0, scalars, at: i) }) {
+            if let candidates = byFirst[scalars[i]],
+               let t = candidates.first(where: { (includingSpecial || !$0.special) && matches($0, scalars, at: i) }) {
                 var start = i
                 var end = scalars.index(i, offsetBy: t.content.unicodeScalars.count)
                 if t.lstrip { while start > runStart, scalars[scalars.index(before: start)].properties.isWhitespace { start = scalars.index(before: start) } }

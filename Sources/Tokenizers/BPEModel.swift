@@ -6,7 +6,7 @@
 /// merge rank is merged, leftmost first on ties, until no pair has a rank: a binary heap of
 /// candidate merges, each checked for staleness when popped.
 final class BPEModel {
-    let vocab: [String: Int]
+    let vocab: [ExactKey: Int]
     let idToToken: [String]
     /// Merge rank of a pair of token ids, and the id the merge produces.
     let merges: [Pair: (rank: Int, id: Int)]
@@ -16,49 +16,60 @@ final class BPEModel {
     let ignoreMerges: Bool
     /// `<0xNN>` ids, when byte fallback is possible.
     let byteIDs: [Int]?
-    private var cache: [String: [Int]] = [:]
+    /// Ids of the single-scalar tokens, by scalar value (the hot lookup of every word).
+    let scalarIDs: [UInt32: Int]
+    private var cache: [ExactKey: [Int]] = [:]
 
     struct Pair: Hashable { let a: Int, b: Int }
 
-    init(vocab: [String: Int], merges: [(String, String)], unknown: String?, byteFallback: Bool,
+    /// `vocab` lists (token, id) pairs; the first id of a token wins if it repeats.
+    init(vocab entries: [(String, Int)], merges: [(String, String)], unknown: String?, byteFallback: Bool,
          fuseUnknown: Bool, ignoreMerges: Bool, file: String) throws {
-        self.vocab = vocab
+        self.vocab = Dictionary(entries.map { (ExactKey($0.0), $0.1) }, uniquingKeysWith: { a, _ in a })
+        let vocab = self.vocab
         var ids = [String](repeating: "", count: (vocab.values.max() ?? -1) + 1)
-        for (t, i) in vocab { ids[i] = t }
+        for (t, i) in vocab { ids[i] = t.text }
         idToToken = ids
         var table: [Pair: (Int, Int)] = [:]
         for (rank, (a, b)) in merges.enumerated() {
-            guard let ia = vocab[a], let ib = vocab[b] else {
+            guard let ia = vocab[ExactKey(a)], let ib = vocab[ExactKey(b)] else {
                 throw TokenizerError.invalid(file: file, detail: "merge \"\(a) \(b)\" uses a token missing from the vocabulary")
             }
-            guard let merged = vocab[a + b] else {
+            guard let merged = vocab[ExactKey(a + b)] else {
                 throw TokenizerError.invalid(file: file, detail: "merge \"\(a) \(b)\" produces \"\(a + b)\", missing from the vocabulary")
             }
             if table[Pair(a: ia, b: ib)] == nil { table[Pair(a: ia, b: ib)] = (rank, merged) }
         }
         self.merges = table
-        unknownID = unknown.flatMap { vocab[$0] }
+        unknownID = unknown.flatMap { vocab[ExactKey($0)] }
         self.byteFallback = byteFallback
         self.fuseUnknown = fuseUnknown
         self.ignoreMerges = ignoreMerges
-        let bytes = (0..<256).map { vocab[String(format: "<0x%02X>", $0)] }
+        var single: [UInt32: Int] = [:]
+        for (key, id) in vocab {
+            var it = key.text.unicodeScalars.makeIterator()
+            if let first = it.next(), it.next() == nil, single[first.value] == nil { single[first.value] = id }
+        }
+        scalarIDs = single
+        let bytes = (0..<256).map { vocab[ExactKey(String(format: "<0x%02X>", $0))] }
         byteIDs = bytes.allSatisfy { $0 != nil } ? bytes.map { $0! } : nil
     }
 
     /// Token ids of one word (cached: real text repeats words constantly).
     func encode(_ word: String) -> [Int] {
-        if let hit = cache[word] { return hit }
+        let key = ExactKey(word)
+        if let hit = cache[key] { return hit }
         let ids = encodeUncached(word)
-        if cache.count < 100_000 { cache[word] = ids }
+        if cache.count < 100_000 { cache[key] = ids }
         return ids
     }
 
     func encodeUncached(_ word: String) -> [Int] {
-        if ignoreMerges, let id = vocab[word] { return [id] }
+        if ignoreMerges, let id = vocab[ExactKey(word)] { return [id] }
         var symbols: [Int] = []
         var lastWasUnknown = false
         for scalar in word.unicodeScalars {
-            if let id = vocab[String(scalar)] {
+            if let id = scalarIDs[scalar.value] {
                 symbols.append(id)
                 lastWasUnknown = false
             } else if byteFallback, let bytes = byteIDs {

@@ -35,12 +35,18 @@ enum Decoder {
         }
     }
 
+    /// The byte of a byte-fallback piece `<0xNN>`, or nil.
+    static func byteValue(_ piece: String) -> UInt8? {
+        guard piece.utf8.count == 6, piece.hasPrefix("<0x"), piece.hasSuffix(">") else { return nil }
+        return UInt8(piece.dropFirst(3).prefix(2), radix: 16)
+    }
+
     func apply(_ pieces: [String]) -> [String] {
         switch self {
         case .sequence(let list):
             return list.reduce(pieces) { $1.apply($0) }
         case .replace(let pattern, let content):
-            return pieces.map { $0.replacingOccurrences(of: pattern, with: content) }
+            return pieces.map { $0.replacingScalars(pattern, with: content) }
         case .byteFallback:
             // Runs of <0xNN> pieces become their UTF-8 text; invalid sequences become U+FFFD
             // once per byte, as HF does.
@@ -53,7 +59,7 @@ enum Decoder {
                 bytes.removeAll()
             }
             for p in pieces {
-                if p.count == 6, p.hasPrefix("<0x"), p.hasSuffix(">"), let b = UInt8(p.dropFirst(3).prefix(2), radix: 16) {
+                if let b = Decoder.byteValue(p) {
                     bytes.append(b)
                 } else {
                     flush()
@@ -65,21 +71,22 @@ enum Decoder {
         case .fuse:
             return [pieces.joined()]
         case .strip(let content, let start, let stop):
+            let width = content.unicodeScalars.count
             return pieces.map { piece in
-                var s = Substring(piece)
-                for _ in 0..<start where s.hasPrefix(content) { s = s.dropFirst(content.count) }
-                for _ in 0..<stop where s.hasSuffix(content) { s = s.dropLast(content.count) }
-                return String(s)
+                var s = piece
+                for _ in 0..<start where s.scalarsHavePrefix(content) { s = s.droppingScalars(first: width) }
+                for _ in 0..<stop where s.scalarsHaveSuffix(content) { s = s.droppingScalars(last: width) }
+                return s
             }
         case .byteLevel:
             // Concatenate first: a character's bytes may span pieces.
             let bytes = ByteLevel.decode(pieces.joined())
             return [String(decoding: bytes, as: UTF8.self)]
         case .metaspace(let replacement, let scheme):
+            // As HF: every replacement becomes a space, except in the first piece, where it is
+            // dropped (unless the scheme is never).
             return pieces.enumerated().map { i, piece in
-                var s = piece.replacingOccurrences(of: replacement, with: " ")
-                if i == 0 && scheme != .never && s.hasPrefix(" ") { s.removeFirst() }
-                return s
+                piece.replacingScalars(replacement, with: i == 0 && scheme != .never ? "" : " ")
             }
         }
     }

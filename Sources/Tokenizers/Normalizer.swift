@@ -35,7 +35,7 @@ enum Normalizer {
         switch self {
         case .sequence(let list): return list.reduce(text) { $1.apply($0) }
         case .prepend(let p): return text.isEmpty ? text : p + text
-        case .replace(let pattern, let content): return pattern.isEmpty ? text : text.replacingOccurrences(of: pattern, with: content)
+        case .replace(let pattern, let content): return pattern.isEmpty ? text : text.replacingScalars(pattern, with: content)
         case .nfc: return text.precomposedStringWithCanonicalMapping
         case .nfd: return text.decomposedStringWithCanonicalMapping
         case .nfkc: return text.precomposedStringWithCompatibilityMapping

@@ -55,15 +55,15 @@ enum PreTokenizer {
             return pieces.flatMap { pattern.split($0, behavior: behavior, invert: invert) }
         case .byteLevel(let addPrefixSpace, let useRegex):
             return pieces.flatMap { piece -> [String] in
-                let text = addPrefixSpace && !piece.hasPrefix(" ") ? " " + piece : piece
+                let text = addPrefixSpace && !piece.scalarsHavePrefix(" ") ? " " + piece : piece
                 let words = useRegex ? SplitPattern.gpt2.split(text, behavior: .isolated, invert: false) : [text]
                 return words.map { ByteLevel.encode($0) }
             }
         case .metaspace(let replacement, let scheme, let split):
             return pieces.enumerated().flatMap { i, piece -> [String] in
-                var text = piece.replacingOccurrences(of: " ", with: replacement)
+                var text = piece.replacingScalars(" ", with: replacement)
                 let prepend = scheme == .always || (scheme == .first && isFirst && i == 0)
-                if prepend && !text.hasPrefix(replacement) { text = replacement + text }
+                if prepend && !text.scalarsHavePrefix(replacement) { text = replacement + text }
                 guard split else { return [text] }
                 // Split before every replacement character, keeping it with the word that follows.
                 var out: [String] = []
@@ -112,13 +112,22 @@ enum SplitPattern {
             while let r = text.range(of: s, options: .literal, range: start..<text.endIndex) { out.append(r); start = r.upperBound }
             return out
         case .regex(let re):
-            let ns = NSRange(location: 0, length: text.utf16.count)
-            return re.matches(in: text, range: ns).compactMap { m in
-                guard m.range.length > 0 else { return nil }
-                let lo = String.Index(utf16Offset: m.range.location, in: text)
-                let hi = String.Index(utf16Offset: m.range.location + m.range.length, in: text)
-                return lo..<hi
+            // Matches come in order: walk the UTF-16 view forward from the previous position
+            // instead of converting every offset from the start.
+            let utf16 = text.utf16
+            var index = utf16.startIndex, offset = 0
+            func advance(to target: Int) -> String.Index {
+                index = utf16.index(index, offsetBy: target - offset)
+                offset = target
+                return index
             }
+            var out: [Range<String.Index>] = []
+            re.enumerateMatches(in: text, range: NSRange(location: 0, length: utf16.count)) { m, _, _ in
+                guard let m, m.range.length > 0 else { return }
+                let lo = advance(to: m.range.location)
+                out.append(lo..<advance(to: m.range.location + m.range.length))
+            }
+            return out
         }
     }
 

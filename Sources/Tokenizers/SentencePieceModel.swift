@@ -4,18 +4,22 @@
 /// ties) until none is left; a final symbol that is not a piece is re-split along the merges
 /// that built it, and characters that are no piece become their `<0xNN>` byte tokens.
 final class SentencePieceModel {
-    let pieceToID: [String: Int]
+    /// Pieces by their UTF-8 bytes (slices compare byte for byte and cost no allocation).
+    let pieceToID: [ArraySlice<UInt8>: Int]
     let scores: [Float]
     let byteIDs: [Int]?
     let unknownID: Int?
+    /// The longest piece in bytes: no merge can produce anything longer.
+    let maxPieceBytes: Int
 
     init(pieces: [String], scores: [Float], unknownID: Int?) {
-        var map: [String: Int] = [:]
-        for (i, p) in pieces.enumerated() where map[p] == nil { map[p] = i }
+        var map: [ArraySlice<UInt8>: Int] = [:]
+        for (i, p) in pieces.enumerated() where map[ArraySlice(p.utf8)] == nil { map[ArraySlice(p.utf8)] = i }
         pieceToID = map
+        maxPieceBytes = pieces.map(\.utf8.count).max() ?? 0
         self.scores = scores
         self.unknownID = unknownID
-        let bytes = (0..<256).map { map[String(format: "<0x%02X>", $0)] }
+        let bytes = (0..<256).map { map[ArraySlice(String(format: "<0x%02X>", $0).utf8)] }
         byteIDs = bytes.allSatisfy { $0 != nil } ? bytes.map { $0! } : nil
     }
 
@@ -35,13 +39,13 @@ final class SentencePieceModel {
             offset += length
         }
         var queue = BigramHeap()
-        var reverseMerge: [String: (Int, Int)] = [:]
-        func text(_ start: Int, _ length: Int) -> String { String(decoding: bytes[start..<(start + length)], as: UTF8.self) }
+        var reverseMerge: [ArraySlice<UInt8>: (Int, Int)] = [:]
+        func text(_ start: Int, _ length: Int) -> ArraySlice<UInt8> { bytes[start..<(start + length)] }
         func tryAdd(_ left: Int, _ right: Int) {
-            guard left >= 0, right >= 0 else { return }
+            guard left >= 0, right >= 0, symbols[left].length + symbols[right].length <= maxPieceBytes else { return }
             let piece = text(symbols[left].start, symbols[left].length + symbols[right].length)
             guard let id = pieceToID[piece], id < scores.count else { return }
-            queue.push(.init(left: left, right: right, score: scores[id], size: piece.utf8.count))
+            queue.push(.init(left: left, right: right, score: scores[id], size: piece.count))
             reverseMerge[piece] = (left, right)
         }
         for i in 1..<symbols.count { tryAdd(i - 1, i) }

@@ -51,11 +51,14 @@ public final class Tokenizer {
     /// The piece of `id` (the vocabulary string, e.g. `▁the`, `Ġthe`, `<0x0A>`).
     public func piece(_ id: Int) -> String? { idToPiece.indices.contains(id) ? idToPiece[id] : nil }
 
-    /// Token ids of `text`; `addSpecialTokens` adds what the post-processor adds (BOS…).
-    public func encode(_ text: String, addSpecialTokens: Bool = true) -> [Int] {
+    /// Token ids of `text`. `addSpecialTokens` adds what the post-processor adds (BOS…);
+    /// `parseSpecial` matches special tokens written in the text (HF's default; llama.cpp's
+    /// `parse_special`). Without it, only non-special added tokens are matched and `<s>` in
+    /// the text is ordinary text (HF `encode_special_tokens`, sentencepiece's behaviour).
+    public func encode(_ text: String, addSpecialTokens: Bool = true, parseSpecial: Bool = true) -> [Int] {
         var ids: [Int] = addSpecialTokens ? prefix : []
         var previousWasAdded = true
-        for segment in added.split(text) {
+        for segment in added.split(text, includingSpecial: parseSpecial) {
             switch segment {
             case .token(let id):
                 ids.append(id)
@@ -66,7 +69,7 @@ public final class Tokenizer {
                     // llama.cpp: a space before the text (at the start and after a special token),
                     // then every space escaped to ▁.
                     let spaced = (addSpacePrefix && previousWasAdded ? " " : "") + raw
-                    ids += sp.encode(spaced.replacingOccurrences(of: " ", with: "▁"))
+                    ids += sp.encode(spaced.replacingScalars(" ", with: "▁"))
                 } else if let model {
                     let normalized = normalizer.map { $0.apply(String(raw)) } ?? String(raw)
                     let words = preTokenizer?.apply([normalized], isFirst: range.lowerBound == text.startIndex) ?? [normalized]
@@ -85,26 +88,8 @@ public final class Tokenizer {
     /// Text of `ids`; `skipSpecialTokens` drops BOS/EOS and other special tokens.
     public func decode(_ ids: [Int], skipSpecialTokens: Bool = false) -> String {
         let kept = ids.filter { id in !(skipSpecialTokens && added.isSpecial(id)) && piece(id) != nil }
-        if kind == .ggufLlama { return decodeSentencePiece(kept) }
         let pieces = kept.map { idToPiece[$0] }
         guard let decoder else { return pieces.joined(separator: " ") }
         return decoder.apply(pieces).joined()
-    }
-
-    /// llama.cpp's `token_to_piece` for SPM vocabularies: ▁ → space, `<0xNN>` → byte, control
-    /// tokens as their text; the space added in front of the text is removed again.
-    func decodeSentencePiece(_ ids: [Int]) -> String {
-        var bytes: [UInt8] = []
-        for id in ids {
-            let p = idToPiece[id]
-            if p.count == 6, p.hasPrefix("<0x"), p.hasSuffix(">"), let b = UInt8(p.dropFirst(3).prefix(2), radix: 16) {
-                bytes.append(b)
-            } else {
-                bytes += Array(p.replacingOccurrences(of: "▁", with: " ").utf8)
-            }
-        }
-        var text = String(decoding: bytes, as: UTF8.self)
-        if addSpacePrefix, text.hasPrefix(" ") { text.removeFirst() }
-        return text
     }
 }

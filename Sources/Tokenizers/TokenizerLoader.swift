@@ -55,10 +55,10 @@ extension Tokenizer {
                 throw TokenizerError.unsupported(file: file, component: "BPE \(key) \"\(v)\"", detail: "not implemented")
             }
         }
-        var vocab: [String: Int] = [:]
+        var entries: [(String, Int)] = []
         for m in model["vocab"]?.objectValue ?? [] {
             guard let id = m.value.intValue, id >= 0 else { throw TokenizerError.invalid(file: file, detail: "vocab entry '\(m.key)' has no id") }
-            vocab[m.key] = id
+            entries.append((m.key, id))
         }
         var merges: [(String, String)] = []
         for m in model["merges"]?.arrayValue ?? [] {
@@ -78,7 +78,7 @@ extension Tokenizer {
                                    lstrip: t["lstrip"]?.boolValue ?? false, rstrip: t["rstrip"]?.boolValue ?? false,
                                    singleWord: t["single_word"]?.boolValue ?? false))
         }
-        let bpe = try BPEModel(vocab: vocab, merges: merges, unknown: model["unk_token"]?.stringValue,
+        let bpe = try BPEModel(vocab: entries, merges: merges, unknown: model["unk_token"]?.stringValue,
                                byteFallback: model["byte_fallback"]?.boolValue ?? false,
                                fuseUnknown: model["fuse_unk"]?.boolValue ?? false,
                                ignoreMerges: model["ignore_merges"]?.boolValue ?? false, file: file)
@@ -89,9 +89,9 @@ extension Tokenizer {
         }
         func tokenID(_ value: JSONValue?) -> Int? {
             guard let name = value?.stringValue ?? value?["content"]?.stringValue else { return nil }
-            return addedList.first { $0.content == name }?.id ?? vocab[name]
+            return addedList.first { $0.content.utf8.elementsEqual(name.utf8) }?.id ?? bpe.vocab[ExactKey(name)]
         }
-        let (prefix, suffix) = try postProcessorIDs(json["post_processor"], config: config, vocab: vocab, added: addedList, file: file)
+        let (prefix, suffix) = try postProcessorIDs(json["post_processor"], config: config, vocab: bpe.vocab, added: addedList, file: file)
         let preTokenizer = try PreTokenizer.from(json["pre_tokenizer"], file: file)
         var isByteLevel = false
         if case .byteLevel = preTokenizer { isByteLevel = true }
@@ -105,12 +105,12 @@ extension Tokenizer {
 
     /// The ids a post-processor adds around a single sequence (TemplateProcessing), or those
     /// `tokenizer_config.json` asks for when there is no post-processor.
-    static func postProcessorIDs(_ json: JSONValue?, config: JSONValue?, vocab: [String: Int],
+    static func postProcessorIDs(_ json: JSONValue?, config: JSONValue?, vocab: [ExactKey: Int],
                                  added: [AddedTokens.Token], file: String) throws -> ([Int], [Int]) {
         guard let json, !json.isNull else {
             func id(_ key: String) -> Int? {
                 guard let v = config?[key], let name = v.stringValue ?? v["content"]?.stringValue else { return nil }
-                return added.first { $0.content == name }?.id ?? vocab[name]
+                return added.first { $0.content.utf8.elementsEqual(name.utf8) }?.id ?? vocab[ExactKey(name)]
             }
             let bos = config?["add_bos_token"]?.boolValue == true ? id("bos_token").map { [$0] } ?? [] : []
             let eos = config?["add_eos_token"]?.boolValue == true ? id("eos_token").map { [$0] } ?? [] : []
@@ -160,19 +160,25 @@ extension Tokenizer {
         let types = metadata["tokenizer.ggml.token_type"]?.arrayValue?.map { $0.intValue ?? 1 } ?? Array(repeating: 1, count: tokens.count)
         let bos = metadata["tokenizer.ggml.bos_token_id"]?.intValue
         let eos = metadata["tokenizer.ggml.eos_token_id"]?.intValue
-        // Control (3) and user-defined (4) tokens are matched in the text as llama.cpp does.
-        let added = AddedTokens(tokens.indices.filter { i in types.indices.contains(i) && (types[i] == 3 || types[i] == 4) && !tokens[i].isEmpty }
-            .map { .init(id: $0, content: tokens[$0], special: types[$0] == 3, lstrip: false, rstrip: false, singleWord: false) })
+        // Unknown (2), control (3) and user-defined (4) tokens are matched in the text, as
+        // llama.cpp does with parse_special; unknown and control ones are special (skippable).
+        let added = AddedTokens(tokens.indices.filter { i in types.indices.contains(i) && [2, 3, 4].contains(types[i]) && !tokens[i].isEmpty }
+            .map { .init(id: $0, content: tokens[$0], special: types[$0] != 4, lstrip: false, rstrip: false, singleWord: false) })
         switch model {
         case "llama":
             let addBOS = metadata["tokenizer.ggml.add_bos_token"]?.boolValue ?? true
             let addEOS = metadata["tokenizer.ggml.add_eos_token"]?.boolValue ?? false
             let scores = metadata["tokenizer.ggml.scores"]?.arrayValue?.map { Float($0.doubleValue ?? 0) } ?? Array(repeating: 0, count: tokens.count)
             let sp = SentencePieceModel(pieces: tokens, scores: scores, unknownID: metadata["tokenizer.ggml.unknown_token_id"]?.intValue ?? 0)
+            let addSpacePrefix = metadata["tokenizer.ggml.add_space_prefix"]?.boolValue ?? true
+            // Decoding as Llama 2's tokenizer.json does: ▁ → space, <0xNN> runs → UTF-8 (an
+            // invalid run gives one U+FFFD per byte), and the prefixed space removed.
+            var chain: [Decoder] = [.replace(pattern: "▁", content: " "), .byteFallback, .fuse]
+            if addSpacePrefix { chain.append(.strip(content: " ", start: 1, stop: 0)) }
             return Tokenizer(kind: .ggufLlama, source: file, model: nil, sentencePiece: sp, normalizer: nil, preTokenizer: nil,
-                             decoder: nil, added: added, prefix: addBOS ? bos.map { [$0] } ?? [] : [],
+                             decoder: .sequence(chain), added: added, prefix: addBOS ? bos.map { [$0] } ?? [] : [],
                              suffix: addEOS ? eos.map { [$0] } ?? [] : [],
-                             addSpacePrefix: metadata["tokenizer.ggml.add_space_prefix"]?.boolValue ?? true,
+                             addSpacePrefix: addSpacePrefix,
                              bosID: bos, eosID: eos, idToPiece: tokens)
         case "gpt2":
             let pre = metadata["tokenizer.ggml.pre"]?.stringValue ?? "default"
@@ -189,9 +195,7 @@ extension Tokenizer {
                 }
                 return pair
             }
-            var vocab: [String: Int] = [:]
-            for (i, t) in tokens.enumerated() where vocab[t] == nil { vocab[t] = i }
-            let bpe = try BPEModel(vocab: vocab, merges: merges, unknown: nil, byteFallback: false, fuseUnknown: false,
+            let bpe = try BPEModel(vocab: tokens.enumerated().map { ($1, $0) }, merges: merges, unknown: nil, byteFallback: false, fuseUnknown: false,
                                    ignoreMerges: pre.hasPrefix("llama"), file: file)
             let addBOS = metadata["tokenizer.ggml.add_bos_token"]?.boolValue ?? false
             return Tokenizer(kind: .ggufGPT2, source: file, model: bpe, sentencePiece: nil, normalizer: nil,

@@ -32,3 +32,13 @@ struct OutputOptions: ParsableArguments {
     @Flag(name: .long, help: "Print machine-readable JSON on stdout.")
     var json = false
 }
+
+/// Compute resources.
+struct ComputeOptions: ParsableArguments {
+    @Option(name: .long, help: "Worker threads for attention and BLAS.")
+    var threads: Int = 2
+
+    func validate() throws {
+        guard threads >= 1, threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
+    }
+}

@@ -13,6 +13,7 @@ enum TokenizerFixtures {
         let text: String
         let ids: [Int]
         let idsNoSpecial: [Int]
+        let idsSplitSpecial: [Int]?
         let decoded: String?
         let decodedSkip: String?
     }
@@ -23,6 +24,7 @@ enum TokenizerFixtures {
         return list.compactMap { c in
             guard let text = c["text"]?.stringValue, let ids = c["ids"]?.arrayValue?.compactMap(\.intValue) else { return nil }
             return Case(text: text, ids: ids, idsNoSpecial: c["ids_no_special"]?.arrayValue?.compactMap(\.intValue) ?? ids,
+                        idsSplitSpecial: c["ids_split_special"]?.arrayValue?.compactMap(\.intValue),
                         decoded: c["decoded"]?.stringValue, decodedSkip: c["decoded_skip"]?.stringValue)
         }
     }
@@ -31,12 +33,17 @@ enum TokenizerFixtures {
 /// Exact agreement with HF `tokenizers` and `sentencepiece` on held-out text
 /// (scripts/reference/make_tokenizer_fixtures.py).
 @Suite struct TokenizerReferenceTests {
-    static func check(_ tokenizer: Tokenizer, _ cases: [TokenizerFixtures.Case], name: String, decode: Bool = true) {
+    /// `ids`: specials added and parsed (HF default, llama.cpp parse_special); `ids_split_special`:
+    /// added, not parsed; `ids_no_special`: not added (for the sentencepiece reference of a GGUF
+    /// `llama` vocabulary, not parsed either, as sentencepiece never parses them).
+    static func check(_ tokenizer: Tokenizer, _ cases: [TokenizerFixtures.Case], name: String, decode: Bool = true,
+                      noSpecialMeansUnparsed: Bool = false) {
         var failures = 0
         for c in cases {
             let ours = tokenizer.encode(c.text)
-            let oursPlain = tokenizer.encode(c.text, addSpecialTokens: false)
-            if ours != c.ids || oursPlain != c.idsNoSpecial {
+            let oursPlain = tokenizer.encode(c.text, addSpecialTokens: false, parseSpecial: !noSpecialMeansUnparsed)
+            let oursSplit = tokenizer.encode(c.text, parseSpecial: false)
+            if ours != c.ids || oursPlain != c.idsNoSpecial || (c.idsSplitSpecial.map { $0 != oursSplit } ?? false) {
                 failures += 1
                 if failures <= 5 {
                     Issue.record("\(name): \(String(reflecting: c.text))\n  ours \(ours)\n  ref  \(c.ids)\n  pieces \(tokenizer.pieces(ours))\n  ref pieces \(tokenizer.pieces(c.ids))")
@@ -65,7 +72,7 @@ enum TokenizerFixtures {
     @Test(arguments: ["gguf_spm", "gguf_bpe"])
     func ggufVocabularyMatchesReference(_ name: String) throws {
         let tokenizer = try Tokenizer.load(TokenizerFixtures.path("\(name).gguf"))
-        Self.check(tokenizer, try TokenizerFixtures.cases("\(name).expected.json"), name: name)
+        Self.check(tokenizer, try TokenizerFixtures.cases("\(name).expected.json"), name: name, noSpecialMeansUnparsed: name == "gguf_spm")
     }
 
     @Test(arguments: ["unigram", "wordpiece"])
@@ -93,7 +100,9 @@ enum TokenizerFixtures {
         return s
     }()
 
-    @Test(arguments: ["bytelevel_llama3", "bytelevel_gpt2", "spm_normalizer", "spm_metaspace"])
+    /// spm_metaspace is left out on purpose: its "first" prepend scheme drops a leading space
+    /// in HF too, so it cannot round-trip text that starts with one.
+    @Test(arguments: ["bytelevel_llama3", "bytelevel_gpt2", "spm_normalizer"])
     func roundTripsRandomText(_ name: String) throws {
         let path = TokenizerFixtures.path(name)
         let tokenizer = try Tokenizer.load(path)
@@ -109,5 +118,32 @@ enum TokenizerFixtures {
             let back = tokenizer.decode(tokenizer.encode(s, addSpecialTokens: false))
             #expect(back == s, "\(name): \(String(reflecting: s)) → \(String(reflecting: back))")
         }
+    }
+}
+
+/// Decoding of id lists chosen to stress the decoders: lone and invalid byte tokens, byte
+/// runs split by special tokens, random ids.
+@Suite struct TokenizerDecodeTests {
+    @Test(arguments: [("spm_normalizer", "spm_normalizer/decode_expected.json"), ("spm_metaspace", "spm_metaspace/decode_expected.json"),
+                      ("bytelevel_llama3", "bytelevel_llama3/decode_expected.json"), ("bytelevel_gpt2", "bytelevel_gpt2/decode_expected.json"),
+                      ("gguf_spm.gguf", "gguf_spm.decode_expected.json"), ("gguf_bpe.gguf", "gguf_bpe.decode_expected.json")])
+    func decodesLikeTheReference(_ model: String, _ expected: String) throws {
+        let tokenizer = try Tokenizer.load(TokenizerFixtures.path(model))
+        let json = try JSONReader.parse([UInt8](try Data(contentsOf: TokenizerFixtures.root.appendingPathComponent(expected))))
+        let cases = try #require(json.arrayValue)
+        #expect(cases.count >= 40)
+        var failures = 0
+        for c in cases {
+            let ids = c["ids"]?.arrayValue?.compactMap(\.intValue) ?? []
+            let ok = tokenizer.decode(ids) == c["decoded"]?.stringValue
+                && tokenizer.decode(ids, skipSpecialTokens: true) == c["decoded_skip"]?.stringValue
+            if !ok {
+                failures += 1
+                if failures <= 3 {
+                    Issue.record("\(model) \(ids): \(String(reflecting: tokenizer.decode(ids))) / \(String(reflecting: tokenizer.decode(ids, skipSpecialTokens: true))) vs \(String(reflecting: c["decoded"]?.stringValue)) / \(String(reflecting: c["decoded_skip"]?.stringValue))")
+                }
+            }
+        }
+        #expect(failures == 0, "\(model): \(failures) of \(cases.count) differ")
     }
 }

@@ -47,6 +47,33 @@ public struct ModelConfig: Equatable, Sendable {
     public var isBakeable: Bool { notBakeableReason == nil }
 
     public var nopeLayerCount: Int { positions.filter { $0 == .none }.count }
+
+    public init(modelType: String, layers: Int, heads: Int, kvHeads: Int, headDim: Int, hidden: Int, intermediate: Int,
+                vocab: Int, normEps: Double, tiedEmbeddings: Bool, attentionBias: Bool, mlpBias: Bool, qkNorm: Bool,
+                maxPositionEmbeddings: Int?, rope: RopeParameters, positions: [PositionEncoding], positionSource: String,
+                temperatureTuning: TemperatureTuning?, declaredDType: String?, bosTokenID: Int?, eosTokenIDs: [Int]) {
+        self.modelType = modelType
+        self.layers = layers
+        self.heads = heads
+        self.kvHeads = kvHeads
+        self.headDim = headDim
+        self.hidden = hidden
+        self.intermediate = intermediate
+        self.vocab = vocab
+        self.normEps = normEps
+        self.tiedEmbeddings = tiedEmbeddings
+        self.attentionBias = attentionBias
+        self.mlpBias = mlpBias
+        self.qkNorm = qkNorm
+        self.maxPositionEmbeddings = maxPositionEmbeddings
+        self.rope = rope
+        self.positions = positions
+        self.positionSource = positionSource
+        self.temperatureTuning = temperatureTuning
+        self.declaredDType = declaredDType
+        self.bosTokenID = bosTokenID
+        self.eosTokenIDs = eosTokenIDs
+    }
 }
 
 /// RoPE settings: θ, optional scaling, partial rotary fraction.
@@ -63,6 +90,13 @@ public struct RopeParameters: Equatable, Sendable {
     public var attentionFactor: Double?
     /// Fraction of head_dim that is rotated (`partial_rotary_factor`, default 1).
     public var partialRotaryFactor: Double
+
+    public init(theta: Double, scalingType: String? = nil, factor: Double? = nil, partialRotaryFactor: Double = 1) {
+        self.theta = theta
+        self.scalingType = scalingType
+        self.factor = factor
+        self.partialRotaryFactor = partialRotaryFactor
+    }
 }
 
 /// Llama 4's query temperature on NoPE layers: `1 + attnScale·ln(1 + floor((pos+1)/floorScale))`.
@@ -137,7 +171,8 @@ extension ModelConfig {
             ?? r.positiveInt("intermediate_size")
         let vocab = try r.positiveInt("vocab_size")
         let normEps = try r.optionalDouble("rms_norm_eps") ?? r.optionalDouble("layer_norm_eps") ?? 1e-6
-        let tied = try r.optionalBool("tie_word_embeddings") ?? (modelType == "cohere2")
+        // transformers' defaults: cohere2 and smollm3 tie their embeddings, llama does not.
+        let tied = try r.optionalBool("tie_word_embeddings") ?? (modelType == "cohere2" || modelType == "smollm3")
         let attentionBias = try r.optionalBool("attention_bias") ?? (modelType == "qwen2")
         let mlpBias = try r.optionalBool("mlp_bias") ?? false
         let qkNorm = try modelType == "qwen3" || (r.optionalBool("use_qk_norm") ?? false)
@@ -171,7 +206,9 @@ extension ModelConfig {
         let scaling = r.json["rope_scaling"].flatMap { $0.isNull ? nil : $0 } ?? params
         let defaultTheta: Double = modelType == "llama4" ? 500_000 : modelType == "smollm3" ? 2_000_000 : 10_000
         let theta = try r.optionalDouble("rope_theta") ?? params?["rope_theta"]?.doubleValue ?? defaultTheta
-        var rope = RopeParameters(theta: theta, partialRotaryFactor: try r.optionalDouble("partial_rotary_factor") ?? 1)
+        // transformers v5 writes partial_rotary_factor inside rope_parameters only.
+        let partial = try r.optionalDouble("partial_rotary_factor") ?? params?["partial_rotary_factor"]?.doubleValue ?? 1
+        var rope = RopeParameters(theta: theta, partialRotaryFactor: partial)
         guard theta > 0 else { throw ModelConfigError.invalidValue(file: r.file, key: "rope_theta", detail: "must be positive") }
         if let s = scaling, case .object = s {
             let type = s["rope_type"]?.stringValue ?? s["type"]?.stringValue

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Checkpoints
+import Engine
 import Foundation
 import Tokenizers
 
@@ -8,7 +9,81 @@ import Tokenizers
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure nopekit's speed on this machine.",
-        subcommands: [BenchTokenize.self])
+        subcommands: [BenchForward.self, BenchTokenize.self])
+}
+
+/// One forward pass: throughput against the machine's own sgemm, measured in the same run.
+struct BenchForward: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "forward",
+        abstract: "Forward-pass tokens/s and GFLOP/s, as a fraction of measured sgemm GFLOP/s, and peak RSS.")
+
+    @Option(name: .long, help: "A model to run (default: random weights of --shape).")
+    var model: String?
+
+    @Option(name: .long, help: "Shape of the random model: tinyllama.")
+    var shape: String = "tinyllama"
+
+    @Option(name: .long, help: "Sequence length.")
+    var length: Int = 2048
+
+    @Option(name: .long, help: "Timed repetitions (after one warm-up when --repeat > 1).")
+    var `repeat`: Int = 1
+
+    @Flag(name: .long, help: "Also compute attention entropy (as the searches do).")
+    var entropy = false
+
+    @OptionGroup var compute: ComputeOptions
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var runtime: RuntimeOptions
+
+    func validate() throws {
+        guard length >= 2, length <= 1 << 20 else { throw ValidationError("--length must be at least 2") }
+        guard shape == "tinyllama" || model != nil else { throw ValidationError("--shape must be tinyllama (or give --model)") }
+        guard `repeat` >= 1 else { throw ValidationError("--repeat must be at least 1") }
+    }
+
+    func run() throws {
+        let store: any TensorStore
+        let config: ModelConfig
+        if let model {
+            let checkpoint = try Checkpoint.open(model)
+            store = checkpoint.store
+            config = try checkpoint.requireConfig()
+        } else {
+            let synthetic = SyntheticModel(config: SyntheticModel.tinyLlamaConfig())
+            store = synthetic
+            config = synthetic.config
+        }
+        let engine = try LlamaModel(store: store, config: config, policy: .resident, threads: compute.threads)
+        let weightsRSS = MemoryUsage.currentBytes
+        let tokens = [(0..<length).map { ($0 * 7919 + 13) % config.vocab }]
+        let request = ForwardRequest(tokens: tokens, losses: true, entropy: entropy)
+        if `repeat` > 1 { _ = try engine.forward(request) }
+        var best = Double.infinity
+        for _ in 0..<`repeat` {
+            let start = DispatchTime.now().uptimeNanoseconds
+            _ = try engine.forward(request)
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        let peak = MemoryUsage.peakBytes
+        let flops = SyntheticModel.forwardFLOPs(config, tokens: length)
+        let gflops = flops / best / 1e9
+        let sgemm = BLASRuntime.measureSgemm(n: 2048, seconds: 1).gflops
+        let json = JSONValue.object([
+            JSONMember("model", .string(model ?? "synthetic \(shape)")), JSONMember("length", .int(length)),
+            JSONMember("threads", .int(compute.threads)), JSONMember("blas_core", .string(BLASRuntime.coreName)),
+            JSONMember("seconds", .double(best)), JSONMember("tokens_per_s", .double(Double(length) / best)),
+            JSONMember("gflop", .double(flops / 1e9)), JSONMember("gflops", .double(gflops)),
+            JSONMember("sgemm_gflops", .double(sgemm)), JSONMember("ratio_to_sgemm", .double(gflops / sgemm)),
+            JSONMember("peak_rss_bytes", .int(peak)), JSONMember("rss_after_load_bytes", .int(weightsRSS)),
+            JSONMember("peak_rss_beyond_weights_bytes", .int(peak - weightsRSS)),
+        ])
+        if output.json { Terminal.output(JSONWriter.pretty(json, sortKeys: false)); return }
+        Terminal.output(String(format: "forward T=%d: %.2f s, %.1f tokens/s, %.1f GFLOP/s = %.0f%% of sgemm (%.1f GFLOP/s, %@), peak RSS %@ (%@ beyond the loaded weights)",
+                               length, best, Double(length) / best, gflops, 100 * gflops / sgemm, sgemm, BLASRuntime.coreName,
+                               ByteSize.format(peak), ByteSize.format(peak - weightsRSS)))
+    }
 }
 
 /// Tokenizer throughput on a synthetic multilingual text.

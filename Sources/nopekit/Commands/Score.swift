@@ -1,0 +1,88 @@
+import ArgumentParser
+import Checkpoints
+import Engine
+import Foundation
+import TemperatureSearch
+import Tokenizers
+
+/// `nopekit score`: log-loss, perplexity and (optionally) attention entropy of a model on a text.
+struct Score: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Log-loss and perplexity of a model on a text or token file, optionally with temperatures and per-head attention entropy.",
+        discussion: "The whole input is scored as one sequence (BOS first for --text when the tokenizer adds it). A token file is a JSON array of ids or raw little-endian uint32.")
+
+    @Argument(help: "Model folder, .safetensors or .gguf file.")
+    var model: String
+
+    @Option(name: .long, help: "A UTF-8 text file, tokenized with the model's own tokenizer.")
+    var text: String?
+
+    @Option(name: .long, help: "A token file (JSON array of ids or raw little-endian uint32).")
+    var tokens: String?
+
+    @Option(name: .long, help: "A temperature table (*.temps.json) applied at run time.")
+    var temps: String?
+
+    @Flag(name: .long, help: "Also report each layer's per-head mean attention entropy (bits).")
+    var entropy = false
+
+    @Flag(name: .customLong("per-token"), help: "With --json, include every token's loss.")
+    var perToken = false
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var compute: ComputeOptions
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var runtime: RuntimeOptions
+
+    func validate() throws {
+        guard (text == nil) != (tokens == nil) else { throw ValidationError("give exactly one of --text FILE or --tokens FILE") }
+    }
+
+    func run() throws {
+        let checkpoint = try Checkpoint.open(model, position: try modelOptions.positionSpec)
+        let config = try checkpoint.requireConfig()
+        let ids: [Int]
+        if let text {
+            let tokenizer = try Tokenizer.load(checkpoint.format == .gguf ? checkpoint.path : checkpoint.folder)
+            ids = tokenizer.encode(try String(contentsOfFile: text, encoding: .utf8))
+        } else {
+            ids = try TokenFile.read(tokens!)
+        }
+        guard ids.count >= 2 else { throw ValidationError("need at least two tokens to score") }
+        var temperatures: [[Float]?]? = nil
+        if let temps {
+            let table = try TemperatureTable.load(temps)
+            try table.check(against: config, file: temps)
+            temperatures = table.scales
+        }
+        let engine = try LlamaModel(store: checkpoint.store, config: config, policy: .streaming, threads: compute.threads)
+        let start = Date()
+        let result = try engine.forward(ForwardRequest(tokens: [ids], temperatures: temperatures, losses: true, entropy: entropy))
+        let seconds = Date().timeIntervalSince(start)
+        let total = result.losses.reduce(0.0) { $0 + Double($1) }
+        let mean = total / Double(result.losses.count)
+        let T = ids.count, H = config.heads
+        let entropyMeans: [[Double]] = entropy ? (0..<config.layers).map { l in
+            (0..<H).map { h in (0..<T).reduce(0.0) { $0 + Double(result.entropy[(l * H + h) * T + $1]) } / Double(T) }
+        } : []
+        if output.json {
+            var members: [JSONMember] = [
+                JSONMember("tokens", .int(T)), JSONMember("scored", .int(result.losses.count)),
+                JSONMember("total_loss", .double(total)), JSONMember("mean_loss", .double(mean)),
+                JSONMember("perplexity", .double(Foundation.exp(mean))), JSONMember("seconds", .double(seconds)),
+                JSONMember("temperatures", temps.map { .string($0) } ?? .null),
+            ]
+            if entropy {
+                members.append(JSONMember("entropy_bits", .array(entropyMeans.map { .array($0.map { .double($0) }) })))
+            }
+            if perToken { members.append(JSONMember("losses", .array(result.losses.map { .double(Double($0)) }))) }
+            Terminal.output(JSONWriter.pretty(.object(members), sortKeys: false))
+            return
+        }
+        var lines = [String(format: "%d tokens, %d scored: mean loss %.4f nats, perplexity %.3f (%.2f s)", T, result.losses.count, mean, Foundation.exp(mean), seconds)]
+        for (l, row) in entropyMeans.enumerated() {
+            lines.append(String(format: "layer %2d entropy (bits): ", l) + row.map { String(format: "%.2f", $0) }.joined(separator: " "))
+        }
+        Terminal.output(lines.joined(separator: "\n"))
+    }
+}

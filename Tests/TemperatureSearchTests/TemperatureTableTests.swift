@@ -1,0 +1,29 @@
+import Checkpoints
+import Testing
+@testable import TemperatureSearch
+
+@Suite struct TemperatureTableTests {
+    static let text = #"""
+    {"format": "nopekit.temperatures/1", "method": "headscale",
+     "model": {"architecture": "llama", "layers": 2, "heads": 3, "head_dim": 8, "source": "tiny"},
+     "training_length": 256, "target_length": 1024,
+     "scales": [[1.5, 1.0, 2.25], null], "search": {"steps": 10}}
+    """#
+
+    @Test func roundTrips() throws {
+        let t = try TemperatureTable.decode(try JSONReader.parse(Self.text), file: "t.json")
+        #expect(t.scales[0] == [1.5, 1.0, 2.25] && t.scales[1] == nil && t.targetLength == 1024)
+        let again = try TemperatureTable.decode(t.json, file: "again")
+        #expect(again == t)
+    }
+
+    @Test(arguments: [
+        Self.text.replacingOccurrences(of: "nopekit.temperatures/1", with: "other/1"),
+        Self.text.replacingOccurrences(of: "[1.5, 1.0, 2.25]", with: "[1.5, 1.0]"),
+        Self.text.replacingOccurrences(of: "[1.5, 1.0, 2.25]", with: "[1.5, -1.0, 2.25]"),
+        Self.text.replacingOccurrences(of: ", null]", with: "]"),
+    ])
+    func refusesMalformedTables(_ text: String) throws {
+        #expect(throws: TemperatureTableError.self) { try TemperatureTable.decode(try JSONReader.parse(text), file: "bad.json") }
+    }
+}
