@@ -27,15 +27,18 @@ public enum Attention {
     public static var queryTile = 64
     public static var keyTile = 256
 
-    /// The tiled kernel. Heads × query tiles are shared among `threads` workers, each calling
-    /// single-threaded sgemm on its own tiles.
+    /// The tiled kernel for the query rows `rows` (default: all): `q` and `out` point at the
+    /// first of those rows, `k` and `v` at row 0 (keys up to the last query row are read), and
+    /// `entropy` at the [H, T] block of the sequence. Heads × query tiles are shared among
+    /// `threads` workers, each calling single-threaded sgemm on its own tiles.
     public static func tiled(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                              out: UnsafeMutablePointer<Float>, entropy: UnsafeMutablePointer<Float>?,
-                             lambda: [Float], shape s: Shape, threads: Int) {
+                             lambda: [Float], shape s: Shape, rows queryRows: Range<Int>? = nil, threads: Int) {
         let T = s.length, H = s.heads, G = s.kvHeads, E = s.headDim
         let group = H / G
         let bq = queryTile, bk = keyTile
-        let qTiles = (T + bq - 1) / bq
+        let first = queryRows?.lowerBound ?? 0, count = queryRows?.count ?? T
+        let qTiles = (count + bq - 1) / bq
         let jobs = H * qTiles
         let workers = max(1, min(threads, jobs))
         let savedThreads = BLASRuntime.threadCount
@@ -53,10 +56,11 @@ public enum Attention {
                 while job < jobs {
                     let h = job / qTiles, tile = job % qTiles
                     let g = h / group
-                    let q0 = tile * bq, rows = min(bq, T - q0)
+                    let local = tile * bq, rows = min(bq, count - local)
+                    let q0 = first + local  // position of the tile's first query
                     let alpha = lambda[h] * inverseRootE
-                    let qh = q + q0 * H * E + h * E
-                    let oh = out + q0 * H * E + h * E
+                    let qh = q + local * H * E + h * E
+                    let oh = out + local * H * E + h * E
                     for r in 0..<rows {
                         rowMax[r] = -.infinity; rowSum[r] = 0; rowU[r] = 0
                         (oh + r * H * E).update(repeating: 0, count: E)

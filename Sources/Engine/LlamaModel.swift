@@ -65,6 +65,9 @@ public final class LlamaModel {
     public let reader: WeightReader
     public let rope: Rope
     public var threads: Int
+    /// Rows of a sequence processed together within a layer (bounds every buffer but the
+    /// residual stream and K/V).
+    public var rowChunk = 512
     let policy: WeightPolicy
     let embedding: [Float]      // [V, D]
     let finalNorm: [Float]      // [D]
@@ -80,6 +83,7 @@ public final class LlamaModel {
         rope = Rope(config: config)
         self.threads = threads
         self.policy = policy
+        BLASRuntime.setThreadCount(threads)
         let D = config.hidden, V = config.vocab
         embedding = try reader.read(reader.names.embedding, shape: [V, D])
         finalNorm = try reader.read(reader.names.finalNorm, shape: [D])
@@ -113,73 +117,74 @@ public final class LlamaModel {
         if request.entropy { result.entropy = [Float](repeating: 0, count: c.layers * B * H * T) }
 
         let tables = rope.tables(count: T)
-        var h = [Float](repeating: 0, count: N * D)
-        var q = [Float](repeating: 0, count: N * H * E), k = [Float](repeating: 0, count: N * G * E), v = k
-        var att = [Float](repeating: 0, count: N * H * E)
-        var proj = [Float](repeating: 0, count: N * D)
-        // The MLP runs over chunks of rows, so its [rows, F] buffers do not grow with T.
-        let mlpRows = min(N, 512)
-        var gate = [Float](repeating: 0, count: mlpRows * F), up = gate
+        // Each layer runs over row chunks of one sequence at a time: normalise, project, rotate
+        // and store the chunk's keys and values, attend from the chunk's queries to every key
+        // so far, then the output projection and the MLP. Only the residual stream x [N, D] and
+        // one sequence's K/V [T, G·E] grow with T; every other buffer is one chunk.
+        let R = min(T, max(1, rowChunk))
+        var k = [Float](repeating: 0, count: T * G * E), v = k
+        var h = [Float](repeating: 0, count: R * D), q = [Float](repeating: 0, count: R * H * E), att = q
+        var proj = [Float](repeating: 0, count: R * D)
+        var gate = [Float](repeating: 0, count: R * F), up = gate
+        let shape = Attention.Shape(length: T, heads: H, kvHeads: G, headDim: E)
 
         for l in 0..<c.layers {
             let w = try weights(l)
-            // h = rmsnorm(x) · w_attn_norm
-            Kernels.rmsnorm(&h, x, w.attnNorm, rows: N, width: D, eps: eps)
-            // q [N, H·E], k, v [N, G·E]
-            Kernels.matmul(&q, h, w.wq, bias: w.bq, rows: N, in: D, out: H * E)
-            Kernels.matmul(&k, h, w.wk, bias: w.bk, rows: N, in: D, out: G * E)
-            Kernels.matmul(&v, h, w.wv, bias: w.bv, rows: N, in: D, out: G * E)
-            let shape = Attention.Shape(length: T, heads: H, kvHeads: G, headDim: E)
-            let entropyBase = (l * B) * H * T
-            q.withUnsafeMutableBufferPointer { qp in
-                k.withUnsafeMutableBufferPointer { kp in
-                    // Per-head q/k RMSNorm (in place, row by row), then RoPE on RoPE layers.
-                    if let qn = w.qNorm { Kernels.rmsnorm(qp.baseAddress!, qp.baseAddress!, qn, rows: N * H, width: E, eps: eps) }
-                    if let kn = w.kNorm { Kernels.rmsnorm(kp.baseAddress!, kp.baseAddress!, kn, rows: N * G, width: E, eps: eps) }
-                    if c.positions[l] == .rope {
-                        for b in 0..<B {
-                            rope.apply(qp.baseAddress! + b * T * H * E, rows: T, heads: H, headDim: E, start: 0, cos: tables.cos, sin: tables.sin)
-                            rope.apply(kp.baseAddress! + b * T * G * E, rows: T, heads: G, headDim: E, start: 0, cos: tables.cos, sin: tables.sin)
-                        }
-                    }
-                    v.withUnsafeBufferPointer { vp in
-                        att.withUnsafeMutableBufferPointer { op in
-                            result.entropy.withUnsafeMutableBufferPointer { ep in
-                                for b in 0..<B {
-                                    Attention.tiled(q: qp.baseAddress! + b * T * H * E, k: kp.baseAddress! + b * T * G * E,
-                                                    v: vp.baseAddress! + b * T * G * E, out: op.baseAddress! + b * T * H * E,
-                                                    entropy: request.entropy ? ep.baseAddress! + entropyBase + b * H * T : nil,
-                                                    lambda: lambdas[l], shape: shape, threads: threads)
+            for b in 0..<B {
+                var r0 = 0
+                while r0 < T {
+                    let rows = min(R, T - r0)
+                    let xRow = (b * T + r0) * D
+                    x.withUnsafeMutableBufferPointer { xp in
+                        let xc = xp.baseAddress! + xRow
+                        // h = rmsnorm(x) · w_attn_norm; q [rows, H·E], k and v rows r0… [rows, G·E]
+                        Kernels.rmsnorm(&h, xc, w.attnNorm, rows: rows, width: D, eps: eps)
+                        k.withUnsafeMutableBufferPointer { kp in
+                            v.withUnsafeMutableBufferPointer { vp in
+                                q.withUnsafeMutableBufferPointer { qp in
+                                    let kc = kp.baseAddress! + r0 * G * E, vc = vp.baseAddress! + r0 * G * E
+                                    Kernels.matmul(qp.baseAddress!, h, w.wq, bias: w.bq, rows: rows, in: D, out: H * E)
+                                    Kernels.matmul(kc, h, w.wk, bias: w.bk, rows: rows, in: D, out: G * E)
+                                    Kernels.matmul(vc, h, w.wv, bias: w.bv, rows: rows, in: D, out: G * E)
+                                    // Per-head q/k RMSNorm (in place), then RoPE on RoPE layers.
+                                    if let qn = w.qNorm { Kernels.rmsnorm(qp.baseAddress!, qp.baseAddress!, qn, rows: rows * H, width: E, eps: eps) }
+                                    if let kn = w.kNorm { Kernels.rmsnorm(kc, kc, kn, rows: rows * G, width: E, eps: eps) }
+                                    if c.positions[l] == .rope {
+                                        rope.apply(qp.baseAddress!, rows: rows, heads: H, headDim: E, start: r0, cos: tables.cos, sin: tables.sin)
+                                        rope.apply(kc, rows: rows, heads: G, headDim: E, start: r0, cos: tables.cos, sin: tables.sin)
+                                    }
+                                    att.withUnsafeMutableBufferPointer { op in
+                                        result.entropy.withUnsafeMutableBufferPointer { ep in
+                                            Attention.tiled(q: qp.baseAddress!, k: kp.baseAddress!, v: vp.baseAddress!, out: op.baseAddress!,
+                                                            entropy: request.entropy ? ep.baseAddress! + ((l * B) + b) * H * T : nil,
+                                                            lambda: lambdas[l], shape: shape, rows: r0..<(r0 + rows), threads: threads)
+                                        }
+                                    }
                                 }
                             }
                         }
-                    }
-                }
-            }
-            // x += att · w_oᵀ
-            Kernels.matmul(&proj, att, w.wo, bias: w.bo, rows: N, in: H * E, out: D)
-            Kernels.add(&x, proj, count: N * D)
-            // x += down(silu(gate(h2)) · up(h2)),  h2 = rmsnorm(x) · w_mlp_norm
-            Kernels.rmsnorm(&h, x, w.mlpNorm, rows: N, width: D, eps: eps)
-            h.withUnsafeBufferPointer { hp in
-                proj.withUnsafeMutableBufferPointer { pp in
-                    var r0 = 0
-                    while r0 < N {
-                        let rows = min(mlpRows, N - r0)
-                        Kernels.matmul(&gate, hp.baseAddress! + r0 * D, w.wGate, bias: w.bGate, rows: rows, in: D, out: F)
-                        Kernels.matmul(&up, hp.baseAddress! + r0 * D, w.wUp, bias: w.bUp, rows: rows, in: D, out: F)
+                        // x += att · w_oᵀ
+                        Kernels.matmul(&proj, att, w.wo, bias: w.bo, rows: rows, in: H * E, out: D)
+                        Kernels.add(xc, proj, count: rows * D)
+                        // x += down(silu(gate(h2)) · up(h2)),  h2 = rmsnorm(x) · w_mlp_norm
+                        Kernels.rmsnorm(&h, xc, w.mlpNorm, rows: rows, width: D, eps: eps)
+                        Kernels.matmul(&gate, h, w.wGate, bias: w.bGate, rows: rows, in: D, out: F)
+                        Kernels.matmul(&up, h, w.wUp, bias: w.bUp, rows: rows, in: D, out: F)
                         Kernels.swiglu(&gate, up, count: rows * F)
-                        Kernels.matmul(pp.baseAddress! + r0 * D, gate, w.wDown, bias: w.bDown, rows: rows, in: F, out: D)
-                        r0 += rows
+                        Kernels.matmul(&proj, gate, w.wDown, bias: w.bDown, rows: rows, in: F, out: D)
+                        Kernels.add(xc, proj, count: rows * D)
                     }
+                    r0 += rows
                 }
             }
-            Kernels.add(&x, proj, count: N * D)
             if request.hiddenStates { result.hidden += x }
         }
 
-        // Final norm, then the LM head over chunks of positions (never [N, V] at once).
-        Kernels.rmsnorm(&h, x, finalNorm, rows: N, width: D, eps: eps)
+        // Final norm (into x itself: the residual stream is not needed any more), then the LM
+        // head over chunks of positions (never [N, V] at once).
+        x.withUnsafeMutableBufferPointer { xp in
+            Kernels.rmsnorm(xp.baseAddress!, xp.baseAddress!, finalNorm, rows: N, width: D, eps: eps)
+        }
         let head = lmHead ?? embedding
         let wanted = Set(request.logitPositions)
         if !request.logitPositions.isEmpty { result.logits = [Float](repeating: 0, count: B * request.logitPositions.count * V) }
@@ -191,7 +196,7 @@ public final class LlamaModel {
             let rows = min(chunk, N - start)
             let needed = (start..<(start + rows)).contains { r in wanted.contains(r % T) || (request.losses && r % T < T - 1) }
             if needed {
-                h.withUnsafeBufferPointer { hb in
+                x.withUnsafeBufferPointer { hb in
                     Kernels.matmul(&logits, hb.baseAddress! + start * D, head, bias: nil, rows: rows, in: D, out: V)
                 }
                 for r in 0..<rows {

@@ -7,6 +7,7 @@ import Testing
     @Test(arguments: [
         ("nopekit.help.txt", ["--help"]), ("inspect.help.txt", ["inspect", "--help"]),
         ("convert.help.txt", ["convert", "--help"]), ("doctor.help.txt", ["doctor", "--help"]),
+        ("tokenize.help.txt", ["tokenize", "--help"]), ("score.help.txt", ["score", "--help"]), ("bench-forward.help.txt", ["bench", "forward", "--help"]),
     ])
     func helpMatchesGolden(_ golden: String, _ arguments: [String]) throws {
         let r = try CLIRunner.run(arguments)
@@ -179,5 +180,73 @@ import Testing
         #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/merged.gguf")) == Data(contentsOf: CLIRunner.root.appendingPathComponent("fixtures/gguf/quants.gguf")))
         let mixed = try CLIRunner.run(["convert", "fixtures/gguf/quants.gguf", dir + "/x.safetensors"])
         #expect(mixed.status == 64 && mixed.stderr.contains("not supported yet"))
+    }
+}
+
+/// Tokenize, score and bench through the command line.
+@Suite struct EngineCLITests {
+    @Test func tokenizeJSONMatchesGolden() throws {
+        let r = try CLIRunner.run(["tokenize", "fixtures/tokenizers/bytelevel_llama3", "Hello, wörld! 123 <|eot_id|>", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == (try CLIRunner.golden("tokenize.llama3.json", actual: r.stdout)))
+        let gguf = try CLIRunner.run(["tokenize", "fixtures/tokenizers/gguf_spm.gguf", "Hello world", "--no-special-tokens", "--json"])
+        #expect(gguf.status == 0 && gguf.stdout.hasPrefix("{\"ids\":[") && !gguf.stdout.contains("\"<s>\""))
+        let refused = try CLIRunner.run(["tokenize", "fixtures/tokenizers/unigram", "x"])
+        #expect(refused.status == 1 && refused.stderr.contains("Unigram"))
+    }
+
+    /// A model folder with a character-level tokenizer whose ids fit the fixture's vocabulary.
+    static func modelWithTokenizer() throws -> String {
+        let dir = NSTemporaryDirectory() + "nopekit-score-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let source = CLIRunner.root.appendingPathComponent("fixtures/engine/llama_mha_rope").path
+        for f in ["config.json", "model.safetensors"] { try FileManager.default.copyItem(atPath: source + "/" + f, toPath: dir + "/" + f) }
+        let chars = Array("abcdefghijklmnopqrstuvwxyz .,")
+        let vocab = ["\"<unk>\": 0", "\"<s>\": 1", "\"</s>\": 2"] + chars.enumerated().map { "\"\($1)\": \($0 + 3)" }
+        let json = """
+        {"version": "1.0", "added_tokens": [{"id": 0, "content": "<unk>", "special": true}, {"id": 1, "content": "<s>", "special": true}],
+         "normalizer": null, "pre_tokenizer": null, "decoder": null,
+         "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+                            "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}},
+         "model": {"type": "BPE", "unk_token": "<unk>", "vocab": {\(vocab.joined(separator: ", "))}, "merges": []}}
+        """
+        try json.write(toFile: dir + "/tokenizer.json", atomically: true, encoding: .utf8)
+        return dir
+    }
+
+    @Test func scoresTextTokensAndTemperatures() throws {
+        let dir = try Self.modelWithTokenizer()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "the cat sat on the mat, and the dog sat too.".write(toFile: dir + "/text.txt", atomically: true, encoding: .utf8)
+        let text = try CLIRunner.run(["score", dir, "--text", dir + "/text.txt", "--json", "--entropy"])
+        #expect(text.status == 0, "\(text.stderr)")
+        let ids = try CLIRunner.run(["tokenize", dir, "the cat sat on the mat, and the dog sat too.", "--json"])
+        let idList = String(ids.stdout.split(separator: "]")[0].dropFirst(8))
+        try "[\(idList)]".write(toFile: dir + "/ids.json", atomically: true, encoding: .utf8)
+        let tokens = try CLIRunner.run(["score", dir, "--tokens", dir + "/ids.json", "--json"])
+        #expect(tokens.status == 0, "\(tokens.stderr)")
+        func field(_ s: String, _ key: String) -> String? {
+            s.split(separator: "\n").first { $0.contains("\"\(key)\"") }?.split(separator: ":").last?.trimmingCharacters(in: CharacterSet(charactersIn: " ,"))
+        }
+        #expect(field(text.stdout, "mean_loss") != nil && field(text.stdout, "mean_loss") == field(tokens.stdout, "mean_loss"))
+        #expect(text.stdout.contains("\"entropy_bits\""))
+        // Raw little-endian uint32 gives the same ids.
+        let values = idList.split(separator: ",").compactMap { UInt32($0.trimmingCharacters(in: .whitespaces)) }
+        var raw = Data()
+        for v in values { withUnsafeBytes(of: v.littleEndian) { raw.append(contentsOf: $0) } }
+        try raw.write(to: URL(fileURLWithPath: dir + "/ids.bin"))
+        let binary = try CLIRunner.run(["score", dir, "--tokens", dir + "/ids.bin", "--json"])
+        #expect(field(binary.stdout, "mean_loss") == field(tokens.stdout, "mean_loss"))
+        // A temperature table changes the loss; a table for another shape is refused.
+        let table = #"{"format": "nopekit.temperatures/1", "method": "uniform", "model": {"architecture": "llama", "layers": 2, "heads": 4, "head_dim": 16}, "scales": [[2, 2, 2, 2], null]}"#
+        try table.write(toFile: dir + "/t.temps.json", atomically: true, encoding: .utf8)
+        let scaled = try CLIRunner.run(["score", dir, "--tokens", dir + "/ids.json", "--temps", dir + "/t.temps.json", "--json"])
+        #expect(scaled.status == 0 && field(scaled.stdout, "mean_loss") != field(tokens.stdout, "mean_loss"))
+        try table.replacingOccurrences(of: "\"layers\": 2", with: "\"layers\": 3").replacingOccurrences(of: "null]", with: "null, null]")
+            .write(toFile: dir + "/bad.temps.json", atomically: true, encoding: .utf8)
+        let bad = try CLIRunner.run(["score", dir, "--tokens", dir + "/ids.json", "--temps", dir + "/bad.temps.json"])
+        #expect(bad.status == 1 && bad.stderr.contains("does not fit this model"))
+        let both = try CLIRunner.run(["score", dir, "--tokens", "a", "--text", "b"])
+        #expect(both.status == 64)
     }
 }
