@@ -91,9 +91,9 @@ final class BPEModel {
         var prev = Array(-1..<(initial.count - 1))
         var next = Array(1...initial.count)
         next[initial.count - 1] = -1
-        var heap = MergeHeap()
+        var heap = BinaryHeap<MergeCandidate>()
         for p in 0..<(initial.count - 1) {
-            if let m = merges[Pair(a: id[p], b: id[p + 1])] { heap.push(.init(rank: m.rank, pos: p, left: id[p], right: id[p + 1])) }
+            if let m = merges[Pair(a: id[p], b: id[p + 1])] { heap.push(MergeCandidate(rank: m.rank, pos: p, left: id[p], right: id[p + 1])) }
         }
         while let top = heap.pop() {
             let p = top.pos
@@ -105,51 +105,18 @@ final class BPEModel {
             next[p] = next[q]
             if next[q] >= 0 { prev[next[q]] = p }
             if prev[p] >= 0, let left = merges[Pair(a: id[prev[p]], b: id[p])] {
-                heap.push(.init(rank: left.rank, pos: prev[p], left: id[prev[p]], right: id[p]))
+                heap.push(MergeCandidate(rank: left.rank, pos: prev[p], left: id[prev[p]], right: id[p]))
             }
             if next[p] >= 0, let right = merges[Pair(a: id[p], b: id[next[p]])] {
-                heap.push(.init(rank: right.rank, pos: p, left: id[p], right: id[next[p]]))
+                heap.push(MergeCandidate(rank: right.rank, pos: p, left: id[p], right: id[next[p]]))
             }
         }
         return id.filter { $0 >= 0 }
     }
 }
 
-/// A min-heap of candidate merges by (rank, position).
-struct MergeHeap {
-    struct Entry { let rank: Int, pos: Int, left: Int, right: Int }
-    private var items: [Entry] = []
-
-    private static func less(_ a: Entry, _ b: Entry) -> Bool { (a.rank, a.pos) < (b.rank, b.pos) }
-
-    mutating func push(_ e: Entry) {
-        items.append(e)
-        var i = items.count - 1
-        while i > 0 {
-            let parent = (i - 1) / 2
-            guard Self.less(items[i], items[parent]) else { break }
-            items.swapAt(i, parent)
-            i = parent
-        }
-    }
-
-    mutating func pop() -> Entry? {
-        guard !items.isEmpty else { return nil }
-        let top = items[0]
-        let last = items.removeLast()
-        if !items.isEmpty {
-            items[0] = last
-            var i = 0
-            while true {
-                let l = 2 * i + 1, r = l + 1
-                var m = i
-                if l < items.count && Self.less(items[l], items[m]) { m = l }
-                if r < items.count && Self.less(items[r], items[m]) { m = r }
-                if m == i { break }
-                items.swapAt(i, m)
-                i = m
-            }
-        }
-        return top
-    }
+/// A candidate merge: lowest rank first, leftmost on ties.
+struct MergeCandidate: HeapOrdered {
+    let rank: Int, pos: Int, left: Int, right: Int
+    static func before(_ a: MergeCandidate, _ b: MergeCandidate) -> Bool { (a.rank, a.pos) < (b.rank, b.pos) }
 }

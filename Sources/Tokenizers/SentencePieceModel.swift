@@ -24,7 +24,11 @@ final class SentencePieceModel {
     }
 
     private struct Symbol { var start: Int, length: Int, prev: Int, next: Int }
-    private struct Bigram { let left: Int, right: Int, score: Float, size: Int }
+    /// A candidate merge: highest score first, leftmost on ties (llama.cpp's comparator).
+    private struct Bigram: HeapOrdered {
+        let left: Int, right: Int, score: Float, size: Int
+        static func before(_ a: Bigram, _ b: Bigram) -> Bool { a.score > b.score || (a.score == b.score && a.left < b.left) }
+    }
 
     /// Token ids of `text` (already whitespace-escaped to ▁ by the caller).
     func encode(_ input: String) -> [Int] {
@@ -38,7 +42,7 @@ final class SentencePieceModel {
                                   next: offset + length == bytes.count ? -1 : symbols.count + 1))
             offset += length
         }
-        var queue = BigramHeap()
+        var queue = BinaryHeap<Bigram>()
         var reverseMerge: [ArraySlice<UInt8>: (Int, Int)] = [:]
         func text(_ start: Int, _ length: Int) -> ArraySlice<UInt8> { bytes[start..<(start + length)] }
         func tryAdd(_ left: Int, _ right: Int) {
@@ -86,36 +90,6 @@ final class SentencePieceModel {
         case 0xE0..<0xF0: return 3
         case 0xF0...: return 4
         default: return 1
-        }
-    }
-
-    /// Max-heap by score, then smallest left position.
-    private struct BigramHeap {
-        private var items: [Bigram] = []
-        private static func before(_ a: Bigram, _ b: Bigram) -> Bool { a.score > b.score || (a.score == b.score && a.left < b.left) }
-        mutating func push(_ e: Bigram) {
-            items.append(e)
-            var i = items.count - 1
-            while i > 0, Self.before(items[i], items[(i - 1) / 2]) { items.swapAt(i, (i - 1) / 2); i = (i - 1) / 2 }
-        }
-        mutating func pop() -> Bigram? {
-            guard !items.isEmpty else { return nil }
-            let top = items[0]
-            let last = items.removeLast()
-            if !items.isEmpty {
-                items[0] = last
-                var i = 0
-                while true {
-                    let l = 2 * i + 1, r = l + 1
-                    var m = i
-                    if l < items.count && Self.before(items[l], items[m]) { m = l }
-                    if r < items.count && Self.before(items[r], items[m]) { m = r }
-                    if m == i { break }
-                    items.swapAt(i, m)
-                    i = m
-                }
-            }
-            return top
         }
     }
 }

@@ -55,9 +55,7 @@ public final class AtomicOutput {
     /// Renames the finished output into place.
     public func commit() throws {
         try Interruption.check(finalPath)
-        if kind == .directory, FileManager.default.fileExists(atPath: finalPath) {
-            // An empty destination folder was accepted in init; rename(2) replaces it.
-        }
+        // rename(2) replaces an empty destination folder (accepted in init) and nothing else.
         guard rename(temporaryPath, finalPath) == 0 else {
             let reason = String(cString: strerror(errno))
             discard()
