@@ -29,10 +29,12 @@ public enum Attention {
 
     /// The tiled kernel for the query rows `rows` (default: all): `q` and `out` point at the
     /// first of those rows, `k` and `v` at row 0 (keys up to the last query row are read), and
-    /// `entropy` at the [H, T] block of the sequence. Heads × query tiles are shared among
+    /// `entropy` and `logSumExp` (the log of each row's softmax denominator, for the backward)
+    /// at the [H, T] blocks of the sequence. Heads × query tiles are shared among
     /// `threads` workers, each calling single-threaded sgemm on its own tiles.
     public static func tiled(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                              out: UnsafeMutablePointer<Float>, entropy: UnsafeMutablePointer<Float>?,
+                             logSumExp: UnsafeMutablePointer<Float>? = nil,
                              lambda: [Float], shape s: Shape, rows queryRows: Range<Int>? = nil, threads: Int) {
         let T = s.length, H = s.heads, G = s.kvHeads, E = s.headDim
         let group = H / G
@@ -102,6 +104,7 @@ public enum Attention {
                     for r in 0..<rows {
                         cblas_sscal(Int32(E), 1 / rowSum[r], oh + r * H * E, 1)
                         entropy?[h * T + q0 + r] = (log(rowSum[r]) - rowU[r] / rowSum[r]) / Float(M_LN2)
+                        logSumExp?[h * T + q0 + r] = rowMax[r] + log(rowSum[r])
                     }
                     job += workers
                 }

@@ -1,0 +1,86 @@
+import Checkpoints
+import Foundation
+
+/// Every weight of a model in F32, mutable (training) and addressable by HF name (saving,
+/// the optimiser, gradient checks). Gradients use the same structure.
+public struct Parameters {
+    public var config: ModelConfig
+    public var embedding: [Float]          // [V, D]
+    public var layers: [LayerWeights]
+    public var finalNorm: [Float]          // [D]
+    public var lmHead: [Float]?            // [V, D]; nil when tied
+
+    /// All weights read from a checkpoint.
+    public init(store: any TensorStore, config: ModelConfig) throws {
+        let reader = WeightReader(store: store, config: config)
+        self.config = config
+        embedding = try reader.read(reader.names.embedding, shape: [config.vocab, config.hidden])
+        finalNorm = try reader.read(reader.names.finalNorm, shape: [config.hidden])
+        lmHead = config.tiedEmbeddings && !store.contains(reader.names.lmHead) ? nil
+            : try reader.read(reader.names.lmHead, shape: [config.vocab, config.hidden])
+        layers = try (0..<config.layers).map { try reader.layer($0) }
+    }
+
+    /// Zeros shaped like `other` (gradient buffers).
+    public init(zerosLike other: Parameters) {
+        config = other.config
+        embedding = Array(repeating: 0, count: other.embedding.count)
+        finalNorm = Array(repeating: 0, count: other.finalNorm.count)
+        lmHead = other.lmHead.map { Array(repeating: 0, count: $0.count) }
+        layers = other.layers.map { l in
+            func z(_ a: [Float]) -> [Float] { Array(repeating: 0, count: a.count) }
+            return LayerWeights(attnNorm: z(l.attnNorm), wq: z(l.wq), wk: z(l.wk), wv: z(l.wv), wo: z(l.wo),
+                                bq: l.bq.map(z), bk: l.bk.map(z), bv: l.bv.map(z), bo: l.bo.map(z),
+                                qNorm: l.qNorm.map(z), kNorm: l.kNorm.map(z), mlpNorm: z(l.mlpNorm),
+                                wGate: z(l.wGate), wUp: z(l.wUp), wDown: z(l.wDown),
+                                bGate: l.bGate.map(z), bUp: l.bUp.map(z), bDown: l.bDown.map(z))
+        }
+    }
+
+    /// HF names and shapes in a fixed order (embedding, layers, norm, head).
+    public var tensorList: [(name: String, shape: [Int])] {
+        let c = config, D = c.hidden, E = c.headDim, H = c.heads, G = c.kvHeads, F = c.intermediate
+        var list: [(String, [Int])] = [("model.embed_tokens.weight", [c.vocab, D])]
+        for l in 0..<c.layers {
+            let p = "model.layers.\(l)."
+            list += [(p + "input_layernorm.weight", [D]), (p + "self_attn.q_proj.weight", [H * E, D]),
+                     (p + "self_attn.k_proj.weight", [G * E, D]), (p + "self_attn.v_proj.weight", [G * E, D]),
+                     (p + "self_attn.o_proj.weight", [D, H * E]), (p + "post_attention_layernorm.weight", [D]),
+                     (p + "mlp.gate_proj.weight", [F, D]), (p + "mlp.up_proj.weight", [F, D]), (p + "mlp.down_proj.weight", [D, F])]
+        }
+        list.append(("model.norm.weight", [D]))
+        if lmHead != nil { list.append(("lm_head.weight", [c.vocab, D])) }
+        return list
+    }
+
+    /// Reads or writes the tensor called `name` through `body`.
+    public mutating func withTensor<R>(_ name: String, _ body: (inout [Float]) throws -> R) rethrows -> R? {
+        switch name {
+        case "model.embed_tokens.weight": return try body(&embedding)
+        case "model.norm.weight": return try body(&finalNorm)
+        case "lm_head.weight":
+            guard lmHead != nil else { return nil }
+            return try body(&lmHead!)
+        default: break
+        }
+        let parts = name.split(separator: ".")
+        guard parts.count >= 5, parts[0] == "model", parts[1] == "layers", let l = Int(parts[2]), layers.indices.contains(l) else { return nil }
+        switch parts[3...].joined(separator: ".") {
+        case "input_layernorm.weight": return try body(&layers[l].attnNorm)
+        case "self_attn.q_proj.weight": return try body(&layers[l].wq)
+        case "self_attn.k_proj.weight": return try body(&layers[l].wk)
+        case "self_attn.v_proj.weight": return try body(&layers[l].wv)
+        case "self_attn.o_proj.weight": return try body(&layers[l].wo)
+        case "post_attention_layernorm.weight": return try body(&layers[l].mlpNorm)
+        case "mlp.gate_proj.weight": return try body(&layers[l].wGate)
+        case "mlp.up_proj.weight": return try body(&layers[l].wUp)
+        case "mlp.down_proj.weight": return try body(&layers[l].wDown)
+        default: return nil
+        }
+    }
+
+    public func tensor(_ name: String) -> [Float]? {
+        var copy = self
+        return copy.withTensor(name) { $0 }
+    }
+}
