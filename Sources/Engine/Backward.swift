@@ -159,7 +159,7 @@ public final class Backprop {
             if weightGradients { Self.accumulateWeightGradient(&grads!.layers[l].wDown, dy: dx, x: cache.a, rows: N, in: F, out: D) }
             var dg = [Float](repeating: 0, count: N * F), du = dg
             for i in 0..<(N * F) {
-                let g = cache.g[i], sig = 1 / (1 + Foundation.exp(-g))
+                let g = cache.g[i], sig = 1 / (1 + FastMath.exp(-g))
                 du[i] = da[i] * g * sig
                 dg[i] = da[i] * cache.u[i] * sig * (1 + g * (1 - sig))
             }
@@ -210,7 +210,7 @@ public final class Backprop {
 
     // MARK: - Layers, forward beside backward
 
-    @inline(__always) static func silu(_ x: Float) -> Float { x / (1 + Foundation.exp(-x)) }
+    @inline(__always) static func silu(_ x: Float) -> Float { x / (1 + FastMath.exp(-x)) }
 
     /// y = x / rms(x) · w, keeping 1/rms per row.
     static func rmsnormForward(_ x: [Float], _ w: [Float], rows: Int, width d: Int, eps: Float) -> ([Float], [Float]) {
@@ -330,7 +330,7 @@ public final class Backprop {
                                                 for cidx in 0..<cols {
                                                     let at = r * bk + cidx
                                                     if k0 + cidx > i { s[at] = 0; dp[at] = 0; continue }
-                                                    let p = Foundation.exp(s[at] - m)
+                                                    let p = FastMath.exp(s[at] - m)
                                                     let ds = p * (dp[at] - rowDot[r])
                                                     lambdaGrad += ds * s[at]
                                                     s[at] = p        // P, for dV

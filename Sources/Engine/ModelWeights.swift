@@ -10,6 +10,15 @@ public struct LayerWeights {
     public var mlpNorm: [Float]                  // [D]
     public var wGate: [Float], wUp: [Float], wDown: [Float]        // [F, D], [F, D], [D, F]
     public var bGate: [Float]?, bUp: [Float]?, bDown: [Float]?
+
+    public init(attnNorm: [Float], wq: [Float], wk: [Float], wv: [Float], wo: [Float], bq: [Float]?, bk: [Float]?, bv: [Float]?,
+                bo: [Float]?, qNorm: [Float]?, kNorm: [Float]?, mlpNorm: [Float], wGate: [Float], wUp: [Float], wDown: [Float],
+                bGate: [Float]?, bUp: [Float]?, bDown: [Float]?) {
+        self.attnNorm = attnNorm; self.wq = wq; self.wk = wk; self.wv = wv; self.wo = wo
+        self.bq = bq; self.bk = bk; self.bv = bv; self.bo = bo; self.qNorm = qNorm; self.kNorm = kNorm
+        self.mlpNorm = mlpNorm; self.wGate = wGate; self.wUp = wUp; self.wDown = wDown
+        self.bGate = bGate; self.bUp = bUp; self.bDown = bDown
+    }
 }
 
 /// Where each weight lives in a checkpoint: Hugging Face names, or llama.cpp's GGUF names (whose

@@ -10,6 +10,14 @@ public struct Parameters {
     public var finalNorm: [Float]          // [D]
     public var lmHead: [Float]?            // [V, D]; nil when tied
 
+    public init(config: ModelConfig, embedding: [Float], layers: [LayerWeights], finalNorm: [Float], lmHead: [Float]?) {
+        self.config = config
+        self.embedding = embedding
+        self.layers = layers
+        self.finalNorm = finalNorm
+        self.lmHead = lmHead
+    }
+
     /// All weights read from a checkpoint.
     public init(store: any TensorStore, config: ModelConfig) throws {
         let reader = WeightReader(store: store, config: config)
@@ -83,4 +91,28 @@ public struct Parameters {
         var copy = self
         return copy.withTensor(name) { $0 }
     }
+}
+
+/// A `TensorStore` over `Parameters` (HF names, F32), so the inference engine and the writers
+/// run on weights that live in memory (training, tests).
+public final class ParameterStore: TensorStore {
+    public let parameters: Parameters
+    public let tensors: [TensorInfo]
+    private let byName: [String: TensorInfo]
+    public var sourcePath: String { "in-memory parameters" }
+
+    public init(_ p: Parameters) {
+        parameters = p
+        tensors = p.tensorList.map { TensorInfo(name: $0.name, dtype: .f32, shape: $0.shape, byteCount: 4 * $0.shape.reduce(1, *), file: "memory", fileOffset: 0) }
+        byName = Dictionary(uniqueKeysWithValues: tensors.map { ($0.name, $0) })
+    }
+
+    public func lookup(_ name: String) -> TensorInfo? { byName[name] }
+
+    public func withRawBytes<R>(_ name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        guard let t = parameters.tensor(name) else { throw TensorStoreError.tensorNotFound(name: name, source: sourcePath) }
+        return try t.withUnsafeBytes(body)
+    }
+
+    public func releasePages(_ name: String, range: Range<Int>) {}
 }

@@ -76,19 +76,3 @@ import Testing
     }
 }
 
-/// A `TensorStore` over `Parameters`, so the inference engine can run trained weights.
-final class ParameterStore: TensorStore {
-    let parameters: Parameters
-    let tensors: [TensorInfo]
-    var sourcePath: String { "parameters" }
-    init(_ p: Parameters) {
-        parameters = p
-        tensors = p.tensorList.map { TensorInfo(name: $0.name, dtype: .f32, shape: $0.shape, byteCount: 4 * $0.shape.reduce(1, *), file: "memory", fileOffset: 0) }
-    }
-    func lookup(_ name: String) -> TensorInfo? { tensors.first { $0.name == name } }
-    func withRawBytes<R>(_ name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
-        guard let t = parameters.tensor(name) else { throw TensorStoreError.tensorNotFound(name: name, source: "parameters") }
-        return try t.withUnsafeBytes(body)
-    }
-    func releasePages(_ name: String, range: Range<Int>) {}
-}

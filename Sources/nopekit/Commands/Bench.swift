@@ -2,6 +2,7 @@ import ArgumentParser
 import Checkpoints
 import Engine
 import Foundation
+import Pretraining
 import Tokenizers
 
 /// `nopekit bench`: performance measured, not guessed. Each subcommand prints its figures
@@ -9,7 +10,7 @@ import Tokenizers
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure nopekit's speed on this machine.",
-        subcommands: [BenchForward.self, BenchTokenize.self])
+        subcommands: [BenchForward.self, BenchTrain.self, BenchTokenize.self])
 }
 
 /// One forward pass: throughput against the machine's own sgemm, measured in the same run.
@@ -83,6 +84,68 @@ struct BenchForward: ParsableCommand {
         Terminal.output(String(format: "forward T=%d: %.2f s, %.1f tokens/s, %.1f GFLOP/s = %.0f%% of sgemm (%.1f GFLOP/s, %@), peak RSS %@ (%@ beyond the loaded weights)",
                                length, best, Double(length) / best, gflops, 100 * gflops / sgemm, sgemm, BLASRuntime.coreName,
                                ByteSize.format(peak), ByteSize.format(peak - weightsRSS)))
+    }
+}
+
+/// One training step (forward, backward, AdamW) of a model organism.
+struct BenchTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Seconds per training step, tokens/s, and the ratio to a forward-only pass of the same batch.")
+
+    @Option(name: .long, help: "Model size: tiny (the bundled organism's shape).")
+    var preset: String = "tiny"
+
+    @Option(name: .long, help: "Sequence length.")
+    var length: Int = 256
+
+    @Option(name: .long, help: "Sequences per step.")
+    var batch: Int = 16
+
+    @Option(name: .long, help: "Timed steps (after 2 warm-up steps); the median is reported.")
+    var steps: Int = 10
+
+    @OptionGroup var compute: ComputeOptions
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var runtime: RuntimeOptions
+
+    func validate() throws {
+        guard preset == "tiny" else { throw ValidationError("--preset must be tiny") }
+        guard length >= 16, batch >= 1, steps >= 1 else { throw ValidationError("--length ≥ 16, --batch and --steps ≥ 1") }
+    }
+
+    func run() throws {
+        var o = Trainer.Options(output: "/dev/null")
+        o.length = length; o.batch = batch; o.steps = steps + 2; o.evalEvery = Int.max; o.threads = compute.threads
+        o.corpusBytes = max(200_000, batch * length * 4)
+        let trainer = try Trainer(o)
+        var times: [Double] = []
+        var previous = 0.0
+        try trainer.run { e in
+            if e.step > 2 { times.append(e.seconds - previous) }
+            previous = e.seconds
+        }
+        times.sort()
+        let step = times[times.count / 2]
+        let engine = try LlamaModel(store: ParameterStore(trainer.parameters), config: trainer.config, policy: .resident, threads: compute.threads)
+        let tokens = (0..<batch).map { b in (0..<length).map { ($0 * 31 + b * 7) % 256 } }
+        var forwardTimes: [Double] = []
+        for _ in 0..<3 {
+            let start = DispatchTime.now().uptimeNanoseconds
+            _ = try engine.forward(ForwardRequest(tokens: tokens, losses: true))
+            forwardTimes.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        let forward = forwardTimes.min()!
+        let tokensPerStep = Double(batch * length)
+        let json = JSONValue.object([
+            JSONMember("preset", .string(preset)), JSONMember("parameters", .int(trainer.parameterCount)),
+            JSONMember("batch", .int(batch)), JSONMember("length", .int(length)), JSONMember("threads", .int(compute.threads)),
+            JSONMember("seconds_per_step", .double(step)), JSONMember("tokens_per_s", .double(tokensPerStep / step)),
+            JSONMember("forward_seconds", .double(forward)), JSONMember("step_to_forward_ratio", .double(step / forward)),
+        ])
+        if output.json { Terminal.output(JSONWriter.pretty(json, sortKeys: false)); return }
+        Terminal.output(String(format: "train step (%d × %d, %d parameters): %.3f s median, %.0f tokens/s; forward only %.3f s (step = %.2f × forward)",
+                               batch, length, trainer.parameterCount, step, tokensPerStep / step, forward, step / forward))
     }
 }
 

@@ -1,0 +1,67 @@
+import Checkpoints
+import Engine
+import Foundation
+
+extension Trainer {
+    public var parameterCount: Int { parameters.tensorList.reduce(0) { $0 + $1.shape.reduce(1, *) } }
+
+    /// Saves the model folder, the training card and log, and OUT/checkpoint (optimiser moments
+    /// and step) for `--resume`.
+    public func save() throws {
+        let folder = options.output
+        try ModelFolder.save(parameters, to: folder, metadata: ["nopekit.tool": "nopekit pretrain"])
+        let checkpoint = folder + "/checkpoint"
+        let state = optimizerState
+        try ModelFolder.save(state.m, to: checkpoint + "/m")
+        try ModelFolder.save(state.v, to: checkpoint + "/v")
+        try ModelFolder.replaceText(checkpoint + "/state.json", "{\"step\": \(state.step), \"rng\": \"\(rngState)\"}\n")
+        try ModelFolder.replaceText(folder + "/training_log.jsonl", log.map { e in
+            var s = "{\"step\": \(e.step), \"loss\": \(e.loss), \"lr\": \(e.learningRate), \"grad_norm\": \(e.gradientNorm), \"seconds\": \(e.seconds)"
+            if let h = e.heldOutLoss { s += ", \"held_out_loss\": \(h)" }
+            if let p = e.passkeyAccuracy { s += ", \"passkey\": \(p)" }
+            return s + "}"
+        }.joined(separator: "\n") + "\n")
+        try ModelFolder.replaceText(folder + "/TRAINING.md", card)
+    }
+
+    /// Restores weights, optimiser moments, step, RNG and log from OUT.
+    public func resume() throws {
+        let folder = options.output
+        let checkpoint = folder + "/checkpoint"
+        let store = try ShardedSafetensors(folder: folder)
+        setParameters(try Parameters(store: store, config: config))
+        let m = try Parameters(store: try ShardedSafetensors(folder: checkpoint + "/m"), config: config)
+        let v = try Parameters(store: try ShardedSafetensors(folder: checkpoint + "/v"), config: config)
+        let state = try JSONReader.parse([UInt8](try Data(contentsOf: URL(fileURLWithPath: checkpoint + "/state.json"))))
+        guard let step = state["step"]?.intValue, let rngText = state["rng"]?.stringValue, let rng = UInt64(rngText) else {
+            throw FileError.cannotOpen(path: checkpoint + "/state.json", reason: "no step/rng")
+        }
+        restore(step: step, m: m, v: v, rng: rng)
+        if let text = try? String(contentsOfFile: folder + "/training_log.jsonl", encoding: .utf8) {
+            restoreLog(text)
+        }
+    }
+
+    /// The training card: command, seed, data, time and the loss curve.
+    var card: String {
+        var lines = ["# nopekit model organism", "",
+                     "Trained from scratch by `\(options.command)`.", "",
+                     "| setting | value |", "|---|---|",
+                     "| parameters | \(parameterCount) |",
+                     "| layers × width | \(config.layers) × \(config.hidden), \(config.heads) heads of \(config.headDim), \(config.kvHeads) KV heads, MLP \(config.intermediate) |",
+                     "| positions | \(PositionSpec.describe(config.positions)) |",
+                     "| vocabulary | bytes + BOS/EOS (\(config.vocab)) |",
+                     "| training length | \(options.length) |",
+                     "| batch | \(options.batch) sequences |",
+                     "| optimiser | AdamW lr \(options.optimizer.learningRate), betas (\(options.optimizer.beta1), \(options.optimizer.beta2)), wd \(options.optimizer.weightDecay), clip \(options.optimizer.clipNorm), warmup \(options.optimizer.warmupSteps), cosine to \(options.optimizer.minimumFraction) |",
+                     "| seed | \(options.seed) |",
+                     "| data | `nopekit corpus` grammar prose + passkey documents (≤ \(options.length * 2) bytes), \(options.corpusBytes) bytes |",
+                     "| steps done | \(log.last?.step ?? 0) of \(options.steps) |",
+                     String(format: "| training time | %.0f s |", log.last?.seconds ?? 0), "",
+                     "## Loss curve", "", "| step | train loss | held-out loss | passkey |", "|---|---|---|---|"]
+        for e in log where e.heldOutLoss != nil {
+            lines.append(String(format: "| %d | %.4f | %.4f | %.0f%% |", e.step, e.loss, e.heldOutLoss!, 100 * (e.passkeyAccuracy ?? 0)))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

@@ -1,0 +1,88 @@
+import Foundation
+
+/// A deterministic synthetic corpus for training model organisms: English-like prose from a
+/// small stochastic grammar (names, places, numbers, clauses: real local structure), mixed with
+/// retrieval documents in the style of the passkey test, whose key can sit at any depth.
+public struct Corpus {
+    /// A seeded generator (PCG-style LCG + xorshift output), stable across platforms.
+    public struct Random {
+        var state: UInt64
+        public init(seed: UInt64) { state = seed &* 0x9E37_79B9_7F4A_7C15 &+ 0x1234_5678_9ABC_DEF1 }
+        public mutating func next() -> UInt64 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            var x = state
+            x ^= x >> 33; x = x &* 0xFF51_AFD7_ED55_8CCD; x ^= x >> 33
+            return x
+        }
+        public mutating func int(_ n: Int) -> Int { Int(next() % UInt64(max(1, n))) }
+        public mutating func pick<T>(_ a: [T]) -> T { a[int(a.count)] }
+        public mutating func chance(_ p: Double) -> Bool { Double(next() % 1_000_000) / 1_000_000 < p }
+    }
+
+    static let names = ["Alice", "Bruno", "Chen", "Dara", "Elif", "Farid", "Greta", "Hana", "Ivan", "Jonas", "Kofi", "Lena", "Mira", "Nils", "Omar", "Priya", "Rosa", "Sami", "Tomas", "Uma"]
+    static let places = ["the harbor", "the old mill", "the market", "the library", "the valley", "the station", "the garden", "the bridge", "the school", "the bakery", "the museum", "the forest"]
+    static let objects = ["a red box", "three letters", "the blue lamp", "a small key", "two baskets", "the map", "an old coin", "seven apples", "the notebook", "a wooden chair"]
+    static let verbs = ["found", "carried", "painted", "sold", "hid", "counted", "repaired", "borrowed", "described", "opened"]
+    static let times = ["in the morning", "at noon", "after dinner", "on Monday", "last winter", "before sunrise", "at night", "in spring"]
+    static let adjectives = ["quiet", "busy", "cold", "bright", "narrow", "famous", "empty", "green"]
+    static let connectives = ["because", "while", "although", "so", "and then", "but"]
+
+    /// One sentence of the grammar.
+    public static func sentence(_ r: inout Random) -> String {
+        let subject = r.pick(names)
+        switch r.int(6) {
+        case 0: return "\(subject) \(r.pick(verbs)) \(r.pick(objects)) at \(r.pick(places)) \(r.pick(times))."
+        case 1: return "\(r.pick(places).prefix(1).uppercased() + r.pick(places).dropFirst()) was \(r.pick(adjectives)) \(r.pick(times))."
+        case 2: return "\(subject) walked \(r.int(40) + 2) steps to \(r.pick(places)), \(r.pick(connectives)) \(r.pick(names)) \(r.pick(verbs)) \(r.pick(objects))."
+        case 3: return "There were \(r.int(900) + 10) people at \(r.pick(places)) \(r.pick(times))."
+        case 4: return "\(subject) said that \(r.pick(names)) \(r.pick(verbs)) \(r.pick(objects))."
+        default: return "The \(r.pick(adjectives)) road from \(r.pick(places)) to \(r.pick(places)) is \(r.int(90) + 1) miles long."
+        }
+    }
+
+    /// The filler of llama.cpp's passkey test.
+    public static let filler = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again."
+
+    /// A passkey document of about `bytes` bytes with the key sentence at `depth` (0…1).
+    public static func passkeyDocument(key: Int, bytes: Int, depth: Double, _ r: inout Random) -> (text: String, question: String) {
+        let head = "There is an important info hidden inside a lot of irrelevant text. Find it and memorize it. I will quiz you about the important information there. "
+        let needle = "The pass key is \(key). Remember it. \(key) is the pass key. "
+        let question = "What is the pass key? The pass key is"
+        var fillers: [String] = []
+        var length = head.utf8.count + needle.utf8.count + question.utf8.count + 8
+        while length < bytes {
+            let f = r.chance(0.5) ? filler + " " : sentence(&r) + " "
+            fillers.append(f)
+            length += f.utf8.count
+        }
+        let at = Int((Double(fillers.count) * depth).rounded())
+        var body = head
+        for (i, f) in fillers.enumerated() {
+            if i == at { body += needle }
+            body += f
+        }
+        if at >= fillers.count { body += needle }
+        return (body + question, " \(key).")
+    }
+
+    /// About `size` bytes of text: documents separated by "\n\n", half of them passkey documents
+    /// of 64…`maxDocument` bytes, the rest prose paragraphs.
+    public static func generate(seed: UInt64, size: Int, maxDocument: Int = 1024) -> String {
+        var r = Random(seed: seed)
+        var out = ""
+        out.reserveCapacity(size + maxDocument)
+        while out.utf8.count < size {
+            if r.chance(0.5) {
+                let bytes = 64 + r.int(max(1, maxDocument - 64))
+                let doc = passkeyDocument(key: 10000 + r.int(90000), bytes: bytes, depth: Double(r.int(1001)) / 1000, &r)
+                out += doc.text + doc.question + "\n\n"
+            } else {
+                var paragraph = ""
+                let sentences = 2 + r.int(8)
+                for _ in 0..<sentences { paragraph += sentence(&r) + " " }
+                out += paragraph.trimmingCharacters(in: .whitespaces) + "\n\n"
+            }
+        }
+        return out
+    }
+}

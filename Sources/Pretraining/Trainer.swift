@@ -1,0 +1,200 @@
+import Checkpoints
+import Engine
+import Foundation
+
+/// Trains a small Llama-family model from scratch on the synthetic corpus: the model organisms
+/// whose length generalisation nopekit studies and repairs.
+public final class Trainer {
+    public struct Options: Sendable {
+        public var output: String
+        public var layers = 4
+        public var hidden = 192
+        public var heads = 6
+        public var kvHeads = 2
+        public var headDim = 32
+        public var intermediate = 512
+        public var length = 256
+        public var batch = 16
+        public var steps = 3000
+        public var seed: UInt64 = 314
+        public var position: PositionEncoding = .none
+        public var evalEvery = 250
+        public var evalSequences = 64
+        public var corpusBytes = 8_000_000
+        public var threads = 2
+        public var optimizer = AdamW.Settings()
+        public var command = ""
+        public init(output: String) { self.output = output }
+    }
+
+    /// One line of the training log.
+    public struct LogEntry: Sendable {
+        public var step: Int
+        public var loss: Double
+        public var learningRate: Double
+        public var gradientNorm: Double
+        public var seconds: Double
+        public var heldOutLoss: Double?
+        public var passkeyAccuracy: Double?
+    }
+
+    public let options: Options
+    public let config: ModelConfig
+    public private(set) var parameters: Parameters
+    let optimizer: AdamW
+    let backprop: Backprop
+    let train: [UInt8]
+    let heldOut: [UInt8]
+    var rng: Corpus.Random
+    public private(set) var log: [LogEntry] = []
+    /// The step training (re)started from.
+    public private(set) var firstStep = 0
+
+    public init(_ o: Options) throws {
+        options = o
+        config = ModelConfig(modelType: "llama", layers: o.layers, heads: o.heads, kvHeads: o.kvHeads, headDim: o.headDim,
+                             hidden: o.hidden, intermediate: o.intermediate, vocab: ByteVocabulary.size, normEps: 1e-5,
+                             tiedEmbeddings: false, attentionBias: false, mlpBias: false, qkNorm: false,
+                             maxPositionEmbeddings: o.length, rope: RopeParameters(theta: 10000),
+                             positions: Array(repeating: o.position, count: o.layers),
+                             positionSource: "nopekit pretrain", temperatureTuning: nil, declaredDType: "float32",
+                             bosTokenID: ByteVocabulary.bos, eosTokenIDs: [ByteVocabulary.eos])
+        parameters = Self.initialParameters(config, seed: o.seed)
+        var settings = o.optimizer
+        settings.totalSteps = o.steps
+        optimizer = AdamW(like: parameters, settings: settings)
+        backprop = try Backprop(config: config, threads: o.threads)
+        train = Array(Corpus.generate(seed: o.seed, size: o.corpusBytes, maxDocument: o.length).utf8)
+        heldOut = Array(Corpus.generate(seed: o.seed &+ 1_000_003, size: max(200_000, o.evalSequences * o.length * 2), maxDocument: o.length * 2).utf8)
+        rng = Corpus.Random(seed: o.seed &+ 7)
+    }
+
+    /// N(0, 0.02) weights (residual projections scaled by 1/sqrt(2·layers), as GPT-2), unit norms.
+    static func initialParameters(_ c: ModelConfig, seed: UInt64) -> Parameters {
+        var r = Corpus.Random(seed: seed &+ 99)
+        func normal(_ n: Int, std: Double) -> [Float] {
+            (0..<n).map { _ in
+                let u1 = max(1e-12, Double(r.next() >> 11) / Double(1 << 53)), u2 = Double(r.next() >> 11) / Double(1 << 53)
+                return Float((-2 * Foundation.log(u1)).squareRoot() * cos(2 * .pi * u2) * std)
+            }
+        }
+        let D = c.hidden, E = c.headDim, H = c.heads, G = c.kvHeads, F = c.intermediate, V = c.vocab
+        let residual = 0.02 / (2 * Double(c.layers)).squareRoot()
+        let layers = (0..<c.layers).map { _ in
+            LayerWeights(attnNorm: Array(repeating: 1, count: D), wq: normal(H * E * D, std: 0.02), wk: normal(G * E * D, std: 0.02),
+                         wv: normal(G * E * D, std: 0.02), wo: normal(D * H * E, std: residual), bq: nil, bk: nil, bv: nil, bo: nil,
+                         qNorm: nil, kNorm: nil, mlpNorm: Array(repeating: 1, count: D), wGate: normal(F * D, std: 0.02),
+                         wUp: normal(F * D, std: 0.02), wDown: normal(D * F, std: residual), bGate: nil, bUp: nil, bDown: nil)
+        }
+        return Parameters(config: c, embedding: normal(V * D, std: 0.02), layers: layers,
+                          finalNorm: Array(repeating: 1, count: D), lmHead: normal(V * D, std: 0.02))
+    }
+
+    /// A random window of `length` tokens from `data`, starting at a document boundary half
+    /// the time (so BOS-like starts are seen), BOS first.
+    func window(_ data: [UInt8], length: Int) -> [Int] {
+        var start = rng.int(data.count - length)
+        if rng.chance(0.5) {
+            while start > 0 && !(data[start - 1] == 10 && start >= 2 && data[start - 2] == 10) { start -= 1 }
+        }
+        return [ByteVocabulary.bos] + data[start..<(start + length - 1)].map(Int.init)
+    }
+
+    /// Runs the remaining steps (or stops after step `stop`); `report` is called after every
+    /// step with the latest entry.
+    public func run(until stop: Int? = nil, report: (LogEntry) -> Void) throws {
+        let ones = Array(repeating: Array(repeating: Float(1), count: config.heads), count: config.layers)
+        let start = Date()
+        let last = min(options.steps, stop ?? options.steps)
+        while optimizer.step < last {
+            let batch = (0..<options.batch).map { _ in window(train, length: options.length) }
+            let r = try backprop.lossAndGradients(parameters, tokens: batch, lambda: ones, weightGradients: true)
+            let (lr, norm) = optimizer.update(&parameters, gradients: r.weights!)
+            var entry = LogEntry(step: optimizer.step, loss: Double(r.loss), learningRate: lr, gradientNorm: norm,
+                                 seconds: Date().timeIntervalSince(start), heldOutLoss: nil, passkeyAccuracy: nil)
+            if optimizer.step % options.evalEvery == 0 || optimizer.step == options.steps {
+                let e = try evaluate(length: options.length)
+                entry.heldOutLoss = e.loss
+                entry.passkeyAccuracy = e.passkey
+            }
+            log.append(entry)
+            report(entry)
+        }
+    }
+
+    var optimizerState: (step: Int, m: Parameters, v: Parameters) { optimizer.state }
+    var rngState: UInt64 { rng.state }
+
+    func setParameters(_ p: Parameters) { parameters = p }
+
+    func restore(step: Int, m: Parameters, v: Parameters, rng state: UInt64) {
+        optimizer.restore(step: step, m: m, v: v)
+        rng.state = state
+        firstStep = step
+    }
+
+    func restoreLog(_ text: String) {
+        for line in text.split(separator: "\n") {
+            guard let j = try? JSONReader.parse(String(line)), let step = j["step"]?.intValue, step <= firstStep else { continue }
+            log.append(LogEntry(step: step, loss: j["loss"]?.doubleValue ?? 0, learningRate: j["lr"]?.doubleValue ?? 0,
+                                gradientNorm: j["grad_norm"]?.doubleValue ?? 0, seconds: j["seconds"]?.doubleValue ?? 0,
+                                heldOutLoss: j["held_out_loss"]?.doubleValue, passkeyAccuracy: j["passkey"]?.doubleValue))
+        }
+    }
+
+    /// Held-out loss and passkey accuracy at `length` with the current weights (and λ).
+    public func evaluate(length: Int, temperatures: [[Float]?]? = nil) throws -> (loss: Double, passkey: Double) {
+        try Evaluation(parameters: parameters, config: config, threads: options.threads)
+            .run(heldOut: heldOut, length: length, sequences: options.evalSequences, temperatures: temperatures, seed: options.seed)
+    }
+}
+
+/// Held-out loss and passkey retrieval of a model at one length.
+public struct Evaluation {
+    let model: LlamaModel
+
+    public init(parameters: Parameters, config: ModelConfig, threads: Int) throws {
+        model = try LlamaModel(store: ParameterStore(parameters), config: config, policy: .resident, threads: threads)
+    }
+
+    public init(model: LlamaModel) { self.model = model }
+
+    /// Mean loss over `sequences` held-out windows (BOS first), and the fraction of passkey
+    /// prompts of `length` tokens whose five key digits the model predicts (greedy, teacher
+    /// forced digit by digit, which equals greedy decoding when all five are right).
+    public func run(heldOut: [UInt8], length: Int, sequences: Int, temperatures: [[Float]?]? = nil, seed: UInt64) throws -> (loss: Double, passkey: Double) {
+        var r = Corpus.Random(seed: seed &+ 4242)
+        var total = 0.0, count = 0
+        let windows = (0..<sequences).map { _ -> [Int] in
+            let s = r.int(heldOut.count - length)
+            return [ByteVocabulary.bos] + heldOut[s..<(s + length - 1)].map(Int.init)
+        }
+        for chunk in stride(from: 0, to: windows.count, by: 8) {
+            let part = Array(windows[chunk..<min(windows.count, chunk + 8)])
+            let out = try model.forward(ForwardRequest(tokens: part, temperatures: temperatures, losses: true))
+            total += out.losses.reduce(0.0) { $0 + Double($1) }
+            count += out.losses.count
+        }
+        var correct = 0
+        let prompts = sequences
+        for i in 0..<prompts {
+            let key = 10000 + r.int(90000)
+            let depth = Double(i) / Double(max(1, prompts - 1))
+            let (text, _) = Corpus.passkeyDocument(key: key, bytes: length - 8, depth: depth, &r)
+            var ids = [ByteVocabulary.bos] + ByteVocabulary.ids(text + " ")
+            let digits = ByteVocabulary.ids(String(key))
+            let first = ids.count - 1  // position whose next token is the first digit
+            ids += digits
+            let out = try model.forward(ForwardRequest(tokens: [ids], temperatures: temperatures, logitPositions: Array(first..<(first + 5))))
+            let V = model.config.vocab
+            var ok = true
+            for d in 0..<5 {
+                let row = out.logits[(d * V)..<((d + 1) * V)]
+                let argmax = row.indices.max { row[$0] < row[$1] }! - row.startIndex
+                if argmax != digits[d] { ok = false; break }
+            }
+            if ok { correct += 1 }
+        }
+        return (total / Double(max(1, count)), Double(correct) / Double(max(1, prompts)))
+    }
+}

@@ -1,0 +1,117 @@
+import ArgumentParser
+import Checkpoints
+import Engine
+import Foundation
+import Pretraining
+
+/// `nopekit corpus`: the synthetic training text of the model organisms.
+struct CorpusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "corpus",
+        abstract: "Write the deterministic synthetic corpus (grammar prose and passkey documents).")
+
+    @Option(name: .long, help: "Random seed.")
+    var seed: UInt64 = 314
+
+    @Option(name: .long, help: ArgumentHelp("Size of the corpus, e.g. 10M.", valueName: "size"))
+    var size: String = "10M"
+
+    @Option(name: .long, help: "Longest passkey document in bytes.")
+    var maxDocument: Int = 512
+
+    @Option(name: .long, help: "Output text file (must not exist).")
+    var out: String
+
+    @OptionGroup var runtime: RuntimeOptions
+
+    func validate() throws {
+        guard ByteSize.parse(size) != nil else { throw ValidationError("--size '\(size)' is not a size") }
+        guard maxDocument >= 128 else { throw ValidationError("--max-document must be at least 128") }
+    }
+
+    func run() throws {
+        let text = Corpus.generate(seed: seed, size: ByteSize.parse(size)!, maxDocument: maxDocument)
+        let output = try AtomicOutput(finalPath: out, kind: .file)
+        try Data(text.utf8).write(to: URL(fileURLWithPath: output.temporaryPath))
+        try output.commit()
+        Terminal.info("wrote \(out): \(ByteSize.format(text.utf8.count))")
+    }
+}
+
+/// `nopekit pretrain`: train a NoPE (or RoPE) model organism from scratch.
+struct Pretrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a small Llama-family model from scratch on the synthetic corpus (byte-level vocabulary).",
+        discussion: "Logs loss and tokens/s with ETA, evaluates held-out loss and passkey accuracy at the training length, and saves an HF folder (config.json with nopekit_position, model.safetensors, tokenizer.json, TRAINING.md). --resume continues from OUT/checkpoint.")
+
+    enum Preset: String, ExpressibleByArgument, CaseIterable { case tiny, micro }
+
+    @Option(name: .long, help: "Output folder.")
+    var out: String
+
+    @Option(name: .long, help: "Model size: tiny (4 layers, 192 wide, 6×32 heads, 2 KV, MLP 512; 1.7 M parameters) or micro (2 layers, 64 wide; for tests).")
+    var preset: Preset = .tiny
+
+    @Option(name: .long, help: "Training sequence length.")
+    var length: Int = 256
+
+    @Option(name: .long, help: "Optimiser steps.")
+    var steps: Int = 3000
+
+    @Option(name: .long, help: "Sequences per step.")
+    var batch: Int = 16
+
+    @Option(name: .long, help: "Peak learning rate.")
+    var lr: Double = 2e-3
+
+    @Option(name: .long, help: "Position encoding of every layer: none or rope.")
+    var position: String = "none"
+
+    @Option(name: .long, help: "Random seed.")
+    var seed: UInt64 = 314
+
+    @Option(name: .long, help: "Evaluate (and checkpoint) every N steps.")
+    var evalEvery: Int = 250
+
+    @Flag(name: .long, help: "Continue from OUT/checkpoint.")
+    var resume = false
+
+    @OptionGroup var compute: ComputeOptions
+    @OptionGroup var runtime: RuntimeOptions
+
+    func validate() throws {
+        guard ["none", "rope"].contains(position) else { throw ValidationError("--position must be none or rope") }
+        guard length >= 16, steps >= 1, batch >= 1, evalEvery >= 1, lr > 0 else { throw ValidationError("length ≥ 16, steps, batch, eval-every ≥ 1, lr > 0") }
+    }
+
+    func run() throws {
+        var o = Trainer.Options(output: out)
+        if preset == .micro { (o.layers, o.hidden, o.heads, o.kvHeads, o.headDim, o.intermediate, o.corpusBytes, o.evalSequences) = (2, 64, 4, 2, 16, 128, 400_000, 16) }
+        o.length = length; o.steps = steps; o.batch = batch; o.seed = seed; o.evalEvery = evalEvery
+        o.position = position == "rope" ? .rope : .none
+        o.threads = compute.threads
+        o.optimizer.learningRate = lr
+        o.optimizer.warmupSteps = min(100, max(1, steps / 10))
+        o.command = "nopekit " + CommandLine.arguments.dropFirst().joined(separator: " ")
+        let trainer = try Trainer(o)
+        if resume { try trainer.resume() } else if FileManager.default.fileExists(atPath: out) {
+            throw FileError.outputExists(path: out)
+        }
+        Terminal.info("training \(trainer.parameterCount) parameters, \(position) positions, \(batch) × \(length) tokens per step, \(steps) steps")
+        let tokensPerStep = Double(batch * length)
+        try trainer.run { e in
+            let rate = tokensPerStep * Double(e.step - trainer.firstStep) / max(e.seconds, 1e-9)
+            let eta = Double(steps - e.step) * e.seconds / Double(max(1, e.step - trainer.firstStep))
+            var line = String(format: "step %5d  loss %.4f  lr %.2e  |g| %.2f  %.0f tok/s  ETA %.0fs", e.step, e.loss, e.learningRate, e.gradientNorm, rate, eta)
+            if let h = e.heldOutLoss, let p = e.passkeyAccuracy {
+                line += String(format: "  held-out %.4f  passkey@%d %.0f%%", h, length, 100 * p)
+                Terminal.info(line)
+                do { try trainer.save() } catch { Terminal.warn("checkpoint failed: \(error)") }
+            } else if e.step % 10 == 0 || Terminal.isTTY {
+                Terminal.info(line)
+            }
+        }
+        try trainer.save()
+        Terminal.info("saved \(out)")
+    }
+}

@@ -1,0 +1,87 @@
+import Checkpoints
+import Engine
+import Foundation
+import Testing
+import Tokenizers
+@testable import Pretraining
+
+@Suite struct CorpusTests {
+    @Test func isDeterministicAndMixed() {
+        let a = Corpus.generate(seed: 7, size: 50_000, maxDocument: 256)
+        let b = Corpus.generate(seed: 7, size: 50_000, maxDocument: 256)
+        #expect(a == b && a.utf8.count >= 50_000)
+        #expect(Corpus.generate(seed: 8, size: 5_000) != Corpus.generate(seed: 7, size: 5_000))
+        let documents = a.components(separatedBy: "\n\n").filter { !$0.isEmpty }
+        let passkey = documents.filter { $0.contains("The pass key is") }
+        #expect(passkey.count > documents.count / 4 && passkey.count < 3 * documents.count / 4)
+        for d in passkey.prefix(20) {
+            // The needle's key is the answer at the end.
+            let key = d.components(separatedBy: "The pass key is ")[1].prefix(5)
+            #expect(d.hasSuffix("What is the pass key? The pass key is \(key)."), "\(d.suffix(60))")
+            #expect(d.utf8.count <= 256 + 64)
+        }
+    }
+
+    @Test func passkeyPlacesTheNeedleAtTheDepth() {
+        var r = Corpus.Random(seed: 1)
+        let early = Corpus.passkeyDocument(key: 12345, bytes: 2000, depth: 0, &r).text
+        let late = Corpus.passkeyDocument(key: 12345, bytes: 2000, depth: 1, &r).text
+        let position = { (t: String) in t.distance(from: t.startIndex, to: t.range(of: "The pass key is 12345")!.lowerBound) }
+        #expect(position(early) < 400 && position(late) > 1500)
+    }
+}
+
+@Suite struct ByteVocabularyTests {
+    @Test func tokenizerJSONIsTheByteMap() throws {
+        let dir = NSTemporaryDirectory() + "nopekit-vocab-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try ByteVocabulary.tokenizerJSON.write(toFile: dir + "/tokenizer.json", atomically: true, encoding: .utf8)
+        try ByteVocabulary.tokenizerConfigJSON.write(toFile: dir + "/tokenizer_config.json", atomically: true, encoding: .utf8)
+        let tokenizer = try Tokenizer.load(dir)
+        #expect(tokenizer.vocabularySize == 258 && tokenizer.bosID == 256 && tokenizer.eosID == 257)
+        for text in ["The pass key is 12345.", "héllo\n\tw😀rld", "\u{0}\u{7F}"] {
+            #expect(tokenizer.encode(text) == [256] + ByteVocabulary.ids(text))
+            #expect(tokenizer.decode(ByteVocabulary.ids(text)) == text)
+        }
+    }
+}
+
+@Suite(.serialized) struct TrainerTests {
+    static func options(_ out: String, steps: Int) -> Trainer.Options {
+        var o = Trainer.Options(output: out)
+        (o.layers, o.hidden, o.heads, o.kvHeads, o.headDim, o.intermediate) = (2, 32, 4, 2, 8, 64)
+        (o.length, o.batch, o.steps, o.evalEvery, o.evalSequences, o.corpusBytes) = (32, 4, steps, 3, 4, 60_000)
+        o.optimizer.warmupSteps = 2
+        return o
+    }
+
+    /// Training learns, saves an HF folder nopekit reads back, and a resumed run continues exactly
+    /// where an uninterrupted run would be.
+    @Test func trainsSavesAndResumesExactly() throws {
+        let base = NSTemporaryDirectory() + "nopekit-train-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let straight = try Trainer(Self.options(base + "/a", steps: 6))
+        try straight.run { _ in }
+        try straight.save()
+        #expect(straight.log.count == 6 && straight.log.last!.loss < straight.log.first!.loss)
+        let half = try Trainer(Self.options(base + "/b", steps: 6))
+        try half.run(until: 3) { _ in }
+        try half.save()
+        let resumed = try Trainer(Self.options(base + "/b", steps: 6))
+        try resumed.resume()
+        try resumed.run { _ in }
+        #expect(resumed.log.count == 6)
+        #expect(resumed.log.last!.loss == straight.log.last!.loss, "resumed \(resumed.log.last!.loss) vs straight \(straight.log.last!.loss)")
+        let same = resumed.parameters.embedding == straight.parameters.embedding
+        #expect(same, "resumed weights differ from an uninterrupted run")
+        // The saved folder is an ordinary checkpoint with its position stated.
+        let checkpoint = try Checkpoint.open(base + "/a")
+        let config = try checkpoint.requireConfig()
+        #expect(config.positions == [.none, .none] && config.positionSource.contains("nopekit_position"))
+        #expect(FileManager.default.fileExists(atPath: base + "/a/TRAINING.md"))
+        let model = try LlamaModel(store: checkpoint.store, config: config)
+        let r = try model.forward(ForwardRequest(tokens: [[256, 84, 104, 101]], losses: true))
+        #expect(r.losses.count == 3)
+    }
+}
