@@ -18,11 +18,12 @@ run: deps release
 	.build/release/nopekit inspect $(FIXTURE)
 
 ## test: the whole test suite: swift test (unit, golden and oracle tests), then the interop
-## checks in which PyPI safetensors and gguf read what nopekit writes.
+## checks in which PyPI safetensors, gguf and tokenizers read what nopekit writes.
 test: deps venv
 	swift test $(SWIFT_FLAGS)
 	$(PY) scripts/interop/check_safetensors.py --nopekit .build/debug/nopekit --workdir .build/interop
 	$(PY) scripts/interop/check_gguf.py --nopekit .build/debug/nopekit --workdir .build/interop-gguf
+	$(PY) scripts/interop/check_pretrain.py --nopekit .build/debug/nopekit --workdir .build/interop-pretrain
 
 ## deps: Debian packages (OpenBLAS, zlib, pkg-config, Python venv), installed only if missing.
 deps:
