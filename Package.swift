@@ -22,16 +22,18 @@ let package = Package(
         .target(name: "Engine", dependencies: ["Checkpoints", "COpenBLAS"]),
         .target(name: "Tokenizers", dependencies: ["Checkpoints"]),
         .target(name: "TemperatureSearch", dependencies: ["Engine", "Tokenizers", "Checkpoints"]),
+        .target(name: "Pretraining", dependencies: ["Engine", "Tokenizers", "Checkpoints"]),
         .executableTarget(
             name: "nopekit",
             dependencies: [
-                "Checkpoints", "Engine", "Tokenizers", "TemperatureSearch",
+                "Checkpoints", "Engine", "Tokenizers", "TemperatureSearch", "Pretraining",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "TemperatureSearchTests", dependencies: ["TemperatureSearch"]),
+        .testTarget(name: "PretrainingTests", dependencies: ["Pretraining"]),
         .testTarget(name: "NopekitCLITests", dependencies: ["nopekit"]),
     ],
     swiftLanguageModes: [.v5]

@@ -43,9 +43,10 @@ public enum Attention {
         let qTiles = (count + bq - 1) / bq
         let jobs = H * qTiles
         let workers = max(1, min(threads, jobs))
+        // Small tiles: one BLAS thread per worker (the caller's setting is restored after).
         let savedThreads = BLASRuntime.threadCount
-        if workers > 1 { BLASRuntime.setThreadCount(1) }
-        defer { if workers > 1 { BLASRuntime.setThreadCount(savedThreads) } }
+        if workers > 1 && savedThreads != 1 { BLASRuntime.setThreadCount(1) }
+        defer { if workers > 1 && savedThreads != 1 { BLASRuntime.setThreadCount(savedThreads) } }
         let inverseRootE = 1 / Float(E).squareRoot()
 
         DispatchQueue.concurrentPerform(iterations: workers) { worker in

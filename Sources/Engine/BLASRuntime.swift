@@ -24,6 +24,19 @@ public enum BLASRuntime {
 
     public static var threadCount: Int { Int(openblas_get_num_threads()) }
 
+    /// OpenBLAS's thread count is process-wide and the kernels switch it (one thread per worker
+    /// inside attention), so whole forward and backward passes hold this lock: two engines in
+    /// one process (a server, parallel tests) take turns instead of changing each other's
+    /// threading mid-pass, which would make results depend on timing in the last bits.
+    static let passLock = NSRecursiveLock()
+
+    /// Runs `body` while holding the pass lock.
+    public static func exclusive<R>(_ body: () throws -> R) rethrows -> R {
+        passLock.lock()
+        defer { passLock.unlock() }
+        return try body()
+    }
+
     public static func setThreadCount(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
 
     /// OpenBLAS kernel families by the widest vector unit their sgemm uses: 0 = SSE-era
@@ -85,6 +98,18 @@ public enum BLASRuntime {
             return isGenericCore(core) ? .warn(core: core, suggested: wanted, reason: "--no-blas-check was given") : .ok(core: core)
         }
         return .reexec(coreType: wanted, replacing: environment["OPENBLAS_CORETYPE"])
+    }
+
+    /// OpenBLAS worker threads spin for about 2^28 cycles after each call before they sleep
+    /// (`OPENBLAS_THREAD_TIMEOUT`, default 28). Between the many small products of a training
+    /// step the spinning thread takes the core nopekit's own workers need: a step of the model
+    /// organism measured 0.46 s with the default and 0.39 s with 4, and the long forward was not
+    /// slower. Like the core type it is read when the library loads, so it is set by re-exec.
+    public static let threadTimeout = "4"
+
+    /// Variables the start-up re-exec should add to the environment.
+    public static func environmentFixes(_ environment: [String: String]) -> [String: String] {
+        environment["OPENBLAS_THREAD_TIMEOUT"] == nil ? ["OPENBLAS_THREAD_TIMEOUT": threadTimeout] : [:]
     }
 
     /// Measures single-precision GEMM throughput (C = A·Bᵀ, square `n`) for about `seconds`.

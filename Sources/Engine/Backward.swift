@@ -53,6 +53,11 @@ public final class Backprop {
 
     /// Mean next-token loss over `tokens`, its gradient with respect to λ, and (if asked) every weight.
     public func lossAndGradients(_ p: Parameters, tokens: [[Int]], lambda: [[Float]], weightGradients: Bool) throws -> Result {
+        try BLASRuntime.exclusive { try pass(p, tokens: tokens, lambda: lambda, weightGradients: weightGradients) }
+    }
+
+    func pass(_ p: Parameters, tokens: [[Int]], lambda: [[Float]], weightGradients: Bool) throws -> Result {
+        BLASRuntime.setThreadCount(threads)
         let c = config
         let B = tokens.count
         guard B > 0, let T = tokens.first?.count, T >= 2, tokens.allSatisfy({ $0.count == T }) else {

@@ -83,7 +83,6 @@ public final class LlamaModel {
         rope = Rope(config: config)
         self.threads = threads
         self.policy = policy
-        BLASRuntime.setThreadCount(threads)
         let D = config.hidden, V = config.vocab
         embedding = try reader.read(reader.names.embedding, shape: [V, D])
         finalNorm = try reader.read(reader.names.finalNorm, shape: [D])
@@ -95,6 +94,11 @@ public final class LlamaModel {
 
     /// Runs the model over `request.tokens`.
     public func forward(_ request: ForwardRequest) throws -> ForwardResult {
+        try BLASRuntime.exclusive { try forwardPass(request) }
+    }
+
+    func forwardPass(_ request: ForwardRequest) throws -> ForwardResult {
+        BLASRuntime.setThreadCount(threads)
         let c = config
         let B = request.tokens.count
         guard B > 0, let T = request.tokens.first?.count, T > 0, request.tokens.allSatisfy({ $0.count == T }) else {

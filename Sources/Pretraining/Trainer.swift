@@ -112,7 +112,7 @@ public final class Trainer {
             let (lr, norm) = optimizer.update(&parameters, gradients: r.weights!)
             var entry = LogEntry(step: optimizer.step, loss: Double(r.loss), learningRate: lr, gradientNorm: norm,
                                  seconds: Date().timeIntervalSince(start), heldOutLoss: nil, passkeyAccuracy: nil)
-            if optimizer.step % options.evalEvery == 0 || optimizer.step == options.steps {
+            if optimizer.step % options.evalEvery == 0 || (optimizer.step == options.steps && options.evalEvery < Int.max) {
                 let e = try evaluate(length: options.length)
                 entry.heldOutLoss = e.loss
                 entry.passkeyAccuracy = e.passkey
@@ -158,6 +158,23 @@ public struct Evaluation {
     }
 
     public init(model: LlamaModel) { self.model = model }
+
+    /// Mean attention entropy (bits) per layer over `sequences` held-out windows of `length`.
+    public func meanEntropy(heldOut: [UInt8], length: Int, sequences: Int, temperatures: [[Float]?]? = nil, seed: UInt64) throws -> [Double] {
+        var r = Corpus.Random(seed: seed &+ 4242)
+        let c = model.config
+        var sums = [Double](repeating: 0, count: c.layers)
+        for _ in 0..<sequences {
+            let s = r.int(heldOut.count - length)
+            let ids = [ByteVocabulary.bos] + heldOut[s..<(s + length - 1)].map(Int.init)
+            let out = try model.forward(ForwardRequest(tokens: [ids], temperatures: temperatures, entropy: true))
+            let perLayer = c.heads * length
+            for l in 0..<c.layers {
+                sums[l] += out.entropy[(l * perLayer)..<((l + 1) * perLayer)].reduce(0.0) { $0 + Double($1) } / Double(perLayer)
+            }
+        }
+        return sums.map { $0 / Double(sequences) }
+    }
 
     /// Mean loss over `sequences` held-out windows (BOS first), and the fraction of passkey
     /// prompts of `length` tokens whose five key digits the model predicts (greedy, teacher

@@ -19,16 +19,16 @@ enum BLASStartup {
         if environment[assumeGenericVariable] != nil, environment["NOPEKIT_BLAS_REEXEC"] == nil { core = "Prescott" }
         let decision = BLASRuntime.check(core: core, cpu: .current,
                                          environment: environment, skip: arguments.contains(skipFlag))
+        let fixes = arguments.contains(skipFlag) || environment["NOPEKIT_BLAS_REEXEC"] != nil
+            ? [:] : BLASRuntime.environmentFixes(environment)
         switch decision {
         case .ok:
-            return
+            if !fixes.isEmpty { reexec(setting: fixes) }
         case .reexec(let coreType, let replacing):
             if let replacing {
                 Terminal.note("OPENBLAS_CORETYPE=\(replacing) is weaker than this CPU supports; using \(coreType) (pass \(skipFlag) to keep \(replacing))")
             }
-            setenv("OPENBLAS_CORETYPE", coreType, 1)
-            setenv("NOPEKIT_BLAS_REEXEC", "1", 1)
-            execv("/proc/self/exe", CommandLine.unsafeArgv)
+            reexec(setting: fixes.merging(["OPENBLAS_CORETYPE": coreType]) { a, _ in a })
             // Only reached if exec failed: carry on with the slow kernels, loudly.
             Terminal.warn("could not re-execute with OPENBLAS_CORETYPE=\(coreType) (\(String(cString: strerror(errno)))); "
                 + "matrix products will run on OpenBLAS's generic \(BLASRuntime.coreName) kernels, about 5× slower")
@@ -37,5 +37,12 @@ enum BLASStartup {
                 + "matrix products will run about 5× slower. Set OPENBLAS_CORETYPE=\(suggested) before starting nopekit, "
                 + "or leave the variable unset and drop \(skipFlag) to let nopekit set it.")
         }
+    }
+
+    /// Re-executes this binary with `variables` added to the environment (returns only on failure).
+    static func reexec(setting variables: [String: String]) {
+        for (k, v) in variables { setenv(k, v, 1) }
+        setenv("NOPEKIT_BLAS_REEXEC", "1", 1)
+        execv("/proc/self/exe", CommandLine.unsafeArgv)
     }
 }

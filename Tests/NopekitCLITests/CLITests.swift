@@ -8,6 +8,7 @@ import Testing
         ("nopekit.help.txt", ["--help"]), ("inspect.help.txt", ["inspect", "--help"]),
         ("convert.help.txt", ["convert", "--help"]), ("doctor.help.txt", ["doctor", "--help"]),
         ("tokenize.help.txt", ["tokenize", "--help"]), ("score.help.txt", ["score", "--help"]), ("bench-forward.help.txt", ["bench", "forward", "--help"]),
+        ("pretrain.help.txt", ["pretrain", "--help"]), ("corpus.help.txt", ["corpus", "--help"]), ("bench-train.help.txt", ["bench", "train", "--help"]),
     ])
     func helpMatchesGolden(_ golden: String, _ arguments: [String]) throws {
         let r = try CLIRunner.run(arguments)

@@ -85,3 +85,27 @@ import Tokenizers
         #expect(r.losses.count == 3)
     }
 }
+
+/// The bundled model organism (fixtures/organism, trained by `nopekit pretrain`; its card
+/// records the command): fine at its training length, failing at 4× it, as the paper's NoPE
+/// models do.
+@Suite struct OrganismTests {
+    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("fixtures/organism").path
+
+    @Test func extrapolationFailsAsThePaperDescribes() throws {
+        let checkpoint = try Checkpoint.open(Self.folder)
+        let config = try checkpoint.requireConfig()
+        #expect(config.positions.allSatisfy { $0 == .none } && config.maxPositionEmbeddings == 256)
+        let evaluation = Evaluation(model: try LlamaModel(store: checkpoint.store, config: config, policy: .resident))
+        let heldOut = Array(Corpus.generate(seed: 314 &+ 1_000_003, size: 300_000, maxDocument: 512).utf8)
+        let short = try evaluation.run(heldOut: heldOut, length: 256, sequences: 12, seed: 314)
+        let long = try evaluation.run(heldOut: heldOut, length: 1024, sequences: 4, seed: 314)
+        let entropyShort = try evaluation.meanEntropy(heldOut: heldOut, length: 256, sequences: 2, seed: 314).reduce(0, +)
+        let entropyLong = try evaluation.meanEntropy(heldOut: heldOut, length: 1024, sequences: 2, seed: 314).reduce(0, +)
+        print("organism: 256 loss \(short.loss) passkey \(short.passkey); 1024 loss \(long.loss) passkey \(long.passkey); entropy \(entropyShort) → \(entropyLong)")
+        #expect(short.passkey >= 0.75, "passkey at the training length")
+        #expect(exp(long.loss) >= 1.5 * exp(short.loss), "perplexity at 4× should fail clearly")
+        #expect(entropyLong > entropyShort, "attention disperses beyond the training length")
+    }
+}

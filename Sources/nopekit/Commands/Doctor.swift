@@ -41,6 +41,7 @@ struct Doctor: ParsableCommand {
                 JSONMember("openblas_coretype", env["OPENBLAS_CORETYPE"].map { .string($0) } ?? .null),
                 JSONMember("reexecuted", .bool(reexecuted)),
                 JSONMember("blas_threads", .int(BLASRuntime.threadCount)),
+                JSONMember("openblas_thread_timeout", env["OPENBLAS_THREAD_TIMEOUT"].map { .string($0) } ?? .null),
                 JSONMember("sgemm_n", .int(size)),
                 JSONMember("sgemm_calls", .int(probe.calls)),
                 JSONMember("sgemm_gflops", .double((probe.gflops * 10).rounded() / 10)),
@@ -53,14 +54,14 @@ struct Doctor: ParsableCommand {
         row("cpu", "\(cpu.model) (\(cpu.logicalCores) logical cores)")
         row("cpu flags", cpu.relevantFlags.joined(separator: " "))
         var coreNote = generic ? "generic fallback kernels: slow" : "optimised kernels"
-        if reexecuted { coreNote += "; nopekit re-executed itself with OPENBLAS_CORETYPE=\(env["OPENBLAS_CORETYPE"] ?? "?")" }
+        if reexecuted { coreNote += "; nopekit re-executed itself with OPENBLAS_CORETYPE=\(env["OPENBLAS_CORETYPE"] ?? "unset")" }
         else if let set = env["OPENBLAS_CORETYPE"] { coreNote += "; OPENBLAS_CORETYPE=\(set) from the environment" }
         row("blas core", "\(core) (\(coreNote))")
         if let better = BLASRuntime.strongerCore(than: core, cpu: cpu) {
             row("hint", "this CPU supports \(better) kernels; run without --no-blas-check to use them")
         }
         row("blas build", BLASRuntime.configuration)
-        row("blas threads", "\(BLASRuntime.threadCount)")
+        row("blas threads", "\(BLASRuntime.threadCount) (OPENBLAS_THREAD_TIMEOUT=\(env["OPENBLAS_THREAD_TIMEOUT"] ?? "default"))")
         row("sgemm", String(format: "%.1f GFLOP/s (n = %d, %d calls in %.1f s)", probe.gflops, size, probe.calls, seconds))
         Terminal.output(lines.joined(separator: "\n"))
     }

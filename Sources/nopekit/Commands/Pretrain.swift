@@ -76,7 +76,14 @@ struct Pretrain: ParsableCommand {
     @Flag(name: .long, help: "Continue from OUT/checkpoint.")
     var resume = false
 
+    @Option(name: .long, help: ArgumentHelp("Instead of training, evaluate the model in OUT at these lengths (held-out loss, passkey accuracy, mean attention entropy).", valueName: "lengths"))
+    var evaluate: String?
+
+    @Option(name: .long, help: "Held-out sequences (and passkey prompts) per length for --evaluate.")
+    var evalSequences: Int = 64
+
     @OptionGroup var compute: ComputeOptions
+    @OptionGroup var output: OutputOptions
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
@@ -85,6 +92,7 @@ struct Pretrain: ParsableCommand {
     }
 
     func run() throws {
+        if let evaluate { return try runEvaluation(evaluate) }
         var o = Trainer.Options(output: out)
         if preset == .micro { (o.layers, o.hidden, o.heads, o.kvHeads, o.headDim, o.intermediate, o.corpusBytes, o.evalSequences) = (2, 64, 4, 2, 16, 128, 400_000, 16) }
         o.length = length; o.steps = steps; o.batch = batch; o.seed = seed; o.evalEvery = evalEvery
@@ -113,5 +121,34 @@ struct Pretrain: ParsableCommand {
         }
         try trainer.save()
         Terminal.info("saved \(out)")
+    }
+}
+
+extension Pretrain {
+    /// `--evaluate 256,512,…`: the organism's behaviour by length, on the held-out corpus of its seed.
+    func runEvaluation(_ list: String) throws {
+        let lengths = list.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !lengths.isEmpty, lengths.allSatisfy({ $0 >= 16 }) else { throw ValidationError("--evaluate takes lengths like 256,512,1024") }
+        let checkpoint = try Checkpoint.open(out)
+        let config = try checkpoint.requireConfig()
+        let model = try LlamaModel(store: checkpoint.store, config: config, policy: .resident, threads: compute.threads)
+        let evaluation = Evaluation(model: model)
+        let maxLength = lengths.max()!
+        let heldOut = Array(Corpus.generate(seed: seed &+ 1_000_003, size: max(400_000, evalSequences * maxLength * 2), maxDocument: length * 2).utf8)
+        var rows: [[String]] = []
+        var json: [JSONValue] = []
+        for L in lengths {
+            let (loss, passkey) = try evaluation.run(heldOut: heldOut, length: L, sequences: evalSequences, seed: seed)
+            let entropy = try evaluation.meanEntropy(heldOut: heldOut, length: L, sequences: max(4, evalSequences / 8), seed: seed)
+            let mean = entropy.reduce(0, +) / Double(entropy.count)
+            rows.append([String(L), String(format: "%.4f", loss), String(format: "%.3f", Foundation.exp(loss)),
+                         String(format: "%.0f%%", 100 * passkey), String(format: "%.3f", mean),
+                         entropy.map { String(format: "%.2f", $0) }.joined(separator: " ")])
+            json.append(.object([JSONMember("length", .int(L)), JSONMember("loss", .double(loss)), JSONMember("perplexity", .double(Foundation.exp(loss))),
+                                 JSONMember("passkey", .double(passkey)), JSONMember("entropy_bits", .double(mean)),
+                                 JSONMember("entropy_bits_per_layer", .array(entropy.map { .double($0) }))]))
+        }
+        if output.json { Terminal.output(JSONWriter.pretty(.array(json), sortKeys: false)); return }
+        Terminal.output(Terminal.table(rows, header: ["length", "loss", "ppl", "passkey", "entropy", "entropy by layer"], rightAligned: [0, 1, 2, 3, 4]))
     }
 }
