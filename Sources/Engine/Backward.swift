@@ -99,8 +99,12 @@ public final class Backprop {
             (cache.h2, cache.rstd2) = Self.rmsnormForward(x, w.mlpNorm, rows: N, width: D, eps: eps)
             cache.g = Self.linear(cache.h2, w.wGate, rows: N, in: D, out: F)
             cache.u = Self.linear(cache.h2, w.wUp, rows: N, in: D, out: F)
-            cache.a = [Float](repeating: 0, count: N * F)
-            for i in 0..<(N * F) { cache.a[i] = Self.silu(cache.g[i]) * cache.u[i] }
+            cache.a = [Float](unsafeUninitializedCapacity: N * F) { a, n in
+                cache.g.withUnsafeBufferPointer { g in cache.u.withUnsafeBufferPointer { u in
+                    for i in 0..<(N * F) { a[i] = Self.silu(g[i]) * u[i] }
+                } }
+                n = N * F
+            }
             let d = Self.linear(cache.a, w.wDown, rows: N, in: F, out: D)
             Kernels.add(&x, d, count: N * D)
             caches.append(cache)
@@ -130,7 +134,12 @@ public final class Backprop {
                 let target = tokens[b][t + 1]
                 let targetLogit = Double(logits[row + target] - m)
                 var s = 0.0
-                for j in 0..<V { let e = Foundation.exp(Double(logits[row + j] - m)); logits[row + j] = Float(e); s += e }
+                logits.withUnsafeMutableBufferPointer { lp in
+                    let l = lp.baseAddress! + row
+                    var sum: Float = 0
+                    for j in 0..<V { let e = FastMath.exp(l[j] - m); l[j] = e; sum += e }
+                    s = Double(sum)
+                }
                 loss += log(s) - targetLogit
                 let inv = Float(1 / s) / count
                 for j in 0..<V { logits[row + j] *= inv }
@@ -163,11 +172,16 @@ public final class Backprop {
             let da = Self.linearBackwardInput(dx, w.wDown, rows: N, in: F, out: D)
             if weightGradients { Self.accumulateWeightGradient(&grads!.layers[l].wDown, dy: dx, x: cache.a, rows: N, in: F, out: D) }
             var dg = [Float](repeating: 0, count: N * F), du = dg
-            for i in 0..<(N * F) {
-                let g = cache.g[i], sig = 1 / (1 + FastMath.exp(-g))
-                du[i] = da[i] * g * sig
-                dg[i] = da[i] * cache.u[i] * sig * (1 + g * (1 - sig))
-            }
+            dg.withUnsafeMutableBufferPointer { dgp in du.withUnsafeMutableBufferPointer { dup in
+                da.withUnsafeBufferPointer { dap in cache.g.withUnsafeBufferPointer { gp in cache.u.withUnsafeBufferPointer { up in
+                    for i in 0..<(N * F) {
+                        // a = silu(g)·u:  ∂a/∂u = silu(g),  ∂a/∂g = u·σ(g)·(1 + g·(1 − σ(g)))
+                        let g = gp[i], sig = 1 / (1 + FastMath.exp(-g))
+                        dup[i] = dap[i] * g * sig
+                        dgp[i] = dap[i] * up[i] * sig * (1 + g * (1 - sig))
+                    }
+                } } }
+            } }
             var dh2 = Self.linearBackwardInput(dg, w.wGate, rows: N, in: D, out: F)
             Kernels.add(&dh2, Self.linearBackwardInput(du, w.wUp, rows: N, in: D, out: F), count: N * D)
             if weightGradients {
@@ -220,30 +234,36 @@ public final class Backprop {
     /// y = x / rms(x) · w, keeping 1/rms per row.
     static func rmsnormForward(_ x: [Float], _ w: [Float], rows: Int, width d: Int, eps: Float) -> ([Float], [Float]) {
         var y = [Float](repeating: 0, count: rows * d), rstd = [Float](repeating: 0, count: rows)
-        for r in 0..<rows {
-            var s: Float = 0
-            for k in 0..<d { s += x[r * d + k] * x[r * d + k] }
-            let inv = 1 / (s / Float(d) + eps).squareRoot()
-            rstd[r] = inv
-            for k in 0..<d { y[r * d + k] = x[r * d + k] * inv * w[k] }
-        }
+        x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in y.withUnsafeMutableBufferPointer { yp in
+            for r in 0..<rows {
+                let row = xp.baseAddress! + r * d, out = yp.baseAddress! + r * d
+                let inv = 1 / (cblas_sdot(Int32(d), row, 1, row, 1) / Float(d) + eps).squareRoot()
+                rstd[r] = inv
+                for k in 0..<d { out[k] = row[k] * inv * wp[k] }
+            }
+        } } }
         return (y, rstd)
     }
 
     /// dx += (w·dy − x̂ · mean(x̂ · w·dy)) · rstd;  dw += Σ_rows dy · x̂   (x̂ = x · rstd)
     static func rmsnormBackward(dx: inout [Float], dw: inout [Float], dy: [Float], x: [Float], w: [Float],
                                 rstd: [Float], rows: Int, width d: Int) {
-        for r in 0..<rows {
-            let inv = rstd[r]
-            var dot: Float = 0
-            for k in 0..<d { dot += dy[r * d + k] * w[k] * x[r * d + k] * inv }
-            let mean = dot / Float(d)
-            for k in 0..<d {
-                let xhat = x[r * d + k] * inv
-                dx[r * d + k] += (dy[r * d + k] * w[k] - xhat * mean) * inv
-                dw[k] += dy[r * d + k] * xhat
-            }
-        }
+        dx.withUnsafeMutableBufferPointer { dxp in dw.withUnsafeMutableBufferPointer { dwp in
+            dy.withUnsafeBufferPointer { dyp in x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in
+                for r in 0..<rows {
+                    let inv = rstd[r]
+                    let dyr = dyp.baseAddress! + r * d, xr = xp.baseAddress! + r * d, dxr = dxp.baseAddress! + r * d
+                    var dot: Float = 0
+                    for k in 0..<d { dot += dyr[k] * wp[k] * xr[k] }
+                    let mean = dot * inv / Float(d)
+                    for k in 0..<d {
+                        let xhat = xr[k] * inv
+                        dxr[k] += (dyr[k] * wp[k] - xhat * mean) * inv
+                        dwp[k] += dyr[k] * xhat
+                    }
+                }
+            } } }
+        } }
     }
 
     /// y[rows, out] = x[rows, in] · Wᵀ
