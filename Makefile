@@ -9,13 +9,15 @@ SWIFT_FLAGS := -Xswiftc -target-cpu -Xswiftc $(TARGET_CPU)
 VENV := .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-FIXTURE := fixtures/safetensors/sharded
+MODEL := fixtures/organism
 
 .PHONY: run test deps venv release debug fixtures clean
 
-## run: install system packages if missing, build release, run the main job on the bundled model.
+## run: install system packages if missing, build release, run the main job on the bundled model
+## (until `extend` exists: inspect it and show its failure beyond the training length).
 run: deps release
-	.build/release/nopekit inspect $(FIXTURE)
+	.build/release/nopekit inspect $(MODEL)
+	.build/release/nopekit pretrain --out $(MODEL) --evaluate 256,1024 --eval-sequences 32
 
 ## test: the whole test suite: swift test (unit, golden and oracle tests), then the interop
 ## checks in which PyPI safetensors, gguf and tokenizers read what nopekit writes.
