@@ -6,16 +6,8 @@ import Testing
 /// Gradients against central finite differences of the loss (the forward of `LlamaModel`).
 @Suite struct BackwardTests {
     static func load(_ name: String) throws -> (Parameters, ModelConfig, [[Int]], [[Float]]) {
-        let folder = GoldenForwardTests.root.appendingPathComponent(name).path
-        let checkpoint = try Checkpoint.open(folder)
-        let config = try checkpoint.requireConfig()
-        let golden = try SafetensorsFile(path: folder + "/golden.safetensors")
-        let ids = try golden.readF32("input_ids").map { Int($0) }
-        let T = try golden.info("input_ids").shape[1]
-        let tokens = (0..<(ids.count / T)).map { Array(ids[($0 * T)..<(($0 + 1) * T)]) }
-        let lambda = try golden.readF32("lambda")
-        let lambdas = (0..<config.layers).map { Array(lambda[($0 * config.heads)..<(($0 + 1) * config.heads)]) }
-        return (try Parameters(store: checkpoint.store, config: config), config, tokens, lambdas)
+        let c = try GoldenCase(folder: GoldenForwardTests.root.appendingPathComponent(name).path)
+        return (try c.parameters(), c.config, c.tokens, c.lambda)
     }
 
     /// Mean loss by the inference engine, in Double (the finite-difference oracle).

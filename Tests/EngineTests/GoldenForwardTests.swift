@@ -32,17 +32,10 @@ import Testing
     func matchesReferenceInSmallChunks(_ name: String) throws { try check(name, rowChunk: 16) }
 
     func check(_ name: String, rowChunk: Int) throws {
-        let folder = Self.root.appendingPathComponent(name).path
-        let checkpoint = try Checkpoint.open(folder)
-        let config = try checkpoint.requireConfig()
-        let golden = try SafetensorsFile(path: folder + "/golden.safetensors")
-        let ids = try golden.readF32("input_ids").map { Int($0) }
-        let shape = try golden.info("input_ids").shape
-        let (B, T) = (shape[0], shape[1])
-        let tokens = (0..<B).map { Array(ids[($0 * T)..<(($0 + 1) * T)]) }
-        let lambda = try golden.readF32("lambda")
-        let H = config.heads
-        let temps: [[Float]?] = (0..<config.layers).map { Array(lambda[($0 * H)..<(($0 + 1) * H)]) }
+        let c = try GoldenCase(folder: Self.root.appendingPathComponent(name).path)
+        let (checkpoint, config, golden, tokens) = (c.checkpoint, c.config, c.golden, c.tokens)
+        let T = tokens[0].count
+        let temps: [[Float]?] = c.lambda.map { Optional($0) }
         let model = try LlamaModel(store: checkpoint.store, config: config, policy: .resident)
         model.rowChunk = rowChunk
         let r = try model.forward(ForwardRequest(tokens: tokens, temperatures: temps, logitPositions: Array(0..<T),
