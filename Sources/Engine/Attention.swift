@@ -78,19 +78,11 @@ public enum Attention {
                             let i = q0 + r
                             let visible = min(cols, i - k0 + 1)  // keys j ≤ i
                             let row = S.baseAddress! + r * bk
-                            if visible <= 0 { for c in 0..<cols { row[c] = 0 }; continue }
-                            var m = rowMax[r]
-                            for c in 0..<visible where row[c] > m { m = row[c] }
+                            if visible <= 0 { row.update(repeating: 0, count: cols); continue }
+                            let m = SoftmaxRows.maximum(row, count: visible, start: rowMax[r])
                             let shift = rowMax[r] == -.infinity ? 0 : FastMath.exp(rowMax[r] - m)
-                            var sum: Float = 0, u: Float = 0
-                            for c in 0..<visible {
-                                let d = row[c] - m
-                                let e = FastMath.exp(d)
-                                row[c] = e
-                                sum += e
-                                u += e * d
-                            }
-                            for c in visible..<cols { row[c] = 0 }
+                            let (sum, u) = SoftmaxRows.exponentiate(row, count: visible, minus: m)
+                            (row + visible).update(repeating: 0, count: cols - visible)
                             let delta = rowMax[r] == -.infinity ? 0 : rowMax[r] - m
                             rowU[r] = shift * (rowU[r] + delta * rowSum[r]) + u
                             rowSum[r] = shift * rowSum[r] + sum

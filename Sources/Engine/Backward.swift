@@ -99,12 +99,10 @@ public final class Backprop {
             (cache.h2, cache.rstd2) = Self.rmsnormForward(x, w.mlpNorm, rows: N, width: D, eps: eps)
             cache.g = Self.linear(cache.h2, w.wGate, rows: N, in: D, out: F)
             cache.u = Self.linear(cache.h2, w.wUp, rows: N, in: D, out: F)
-            cache.a = [Float](unsafeUninitializedCapacity: N * F) { a, n in
-                cache.g.withUnsafeBufferPointer { g in cache.u.withUnsafeBufferPointer { u in
-                    for i in 0..<(N * F) { a[i] = Self.silu(g[i]) * u[i] }
-                } }
-                n = N * F
-            }
+            cache.a = cache.g  // a = silu(g)·u
+            cache.a.withUnsafeMutableBufferPointer { a in cache.u.withUnsafeBufferPointer { u in
+                Kernels.swiglu(a.baseAddress!, u.baseAddress!, count: N * F)
+            } }
             let d = Self.linear(cache.a, w.wDown, rows: N, in: F, out: D)
             Kernels.add(&x, d, count: N * D)
             caches.append(cache)
@@ -129,21 +127,16 @@ public final class Backprop {
                 let n = r0 + r, t = n % T, b = n / T
                 let row = r * V
                 guard t < T - 1 else { for j in 0..<V { logits[row + j] = 0 }; continue }
-                var m = -Float.infinity
-                for j in 0..<V { m = max(m, logits[row + j]) }
                 let target = tokens[b][t + 1]
-                let targetLogit = Double(logits[row + target] - m)
-                var s = 0.0
                 logits.withUnsafeMutableBufferPointer { lp in
                     let l = lp.baseAddress! + row
-                    var sum: Float = 0
-                    for j in 0..<V { let e = FastMath.exp(l[j] - m); l[j] = e; sum += e }
-                    s = Double(sum)
+                    let m = SoftmaxRows.maximum(l, count: V, start: -.infinity)
+                    let targetLogit = Double(l[target] - m)
+                    let s = Double(SoftmaxRows.exponentiate(l, count: V, minus: m).sum)
+                    loss += log(s) - targetLogit
+                    cblas_sscal(Int32(V), Float(1 / s) / count, l, 1)
+                    l[target] -= 1 / count
                 }
-                loss += log(s) - targetLogit
-                let inv = Float(1 / s) / count
-                for j in 0..<V { logits[row + j] *= inv }
-                logits[row + target] -= 1 / count
             }
             // dhf[r0…] = dlogits · W_head      [rows, V]·[V, D]
             dhf.withUnsafeMutableBufferPointer { out in
@@ -174,12 +167,8 @@ public final class Backprop {
             var dg = [Float](repeating: 0, count: N * F), du = dg
             dg.withUnsafeMutableBufferPointer { dgp in du.withUnsafeMutableBufferPointer { dup in
                 da.withUnsafeBufferPointer { dap in cache.g.withUnsafeBufferPointer { gp in cache.u.withUnsafeBufferPointer { up in
-                    for i in 0..<(N * F) {
-                        // a = silu(g)·u:  ∂a/∂u = silu(g),  ∂a/∂g = u·σ(g)·(1 + g·(1 − σ(g)))
-                        let g = gp[i], sig = 1 / (1 + FastMath.exp(-g))
-                        dup[i] = dap[i] * g * sig
-                        dgp[i] = dap[i] * up[i] * sig * (1 + g * (1 - sig))
-                    }
+                    Kernels.swigluBackward(dg: dgp.baseAddress!, du: dup.baseAddress!, da: dap.baseAddress!,
+                                           g: gp.baseAddress!, u: up.baseAddress!, count: N * F)
                 } } }
             } }
             var dh2 = Self.linearBackwardInput(dg, w.wGate, rows: N, in: D, out: F)
@@ -228,8 +217,6 @@ public final class Backprop {
     }
 
     // MARK: - Layers, forward beside backward
-
-    @inline(__always) static func silu(_ x: Float) -> Float { x / (1 + FastMath.exp(-x)) }
 
     /// y = x / rms(x) · w, keeping 1/rms per row.
     static func rmsnormForward(_ x: [Float], _ w: [Float], rows: Int, width d: Int, eps: Float) -> ([Float], [Float]) {
@@ -351,16 +338,14 @@ public final class Backprop {
                                             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(cols), Int32(E), 1, dh, Int32(H * E), v + k0 * G * E, Int32(G * E), 0, dp, Int32(bk))
                                             var lambdaGrad: Float = 0
                                             for r in 0..<rows {
-                                                let i = q0 + r, m = lse[h * T + i]
-                                                for cidx in 0..<cols {
-                                                    let at = r * bk + cidx
-                                                    if k0 + cidx > i { s[at] = 0; dp[at] = 0; continue }
-                                                    let p = FastMath.exp(s[at] - m)
-                                                    let ds = p * (dp[at] - rowDot[r])
-                                                    lambdaGrad += ds * s[at]
-                                                    s[at] = p        // P, for dV
-                                                    dp[at] = ds      // dS, for dQ and dK
-                                                }
+                                                // keys j ≤ i are visible; the rest of the row is masked to 0
+                                                let i = q0 + r, visible = max(0, min(cols, i - k0 + 1))
+                                                let sr = s + r * bk, dr = dp + r * bk
+                                                // S → P (for dV) and dP → dS (for dQ and dK)
+                                                lambdaGrad += SoftmaxRows.backward(scores: sr, dP: dr, count: visible,
+                                                                                   logSumExp: lse[h * T + i], rowDot: rowDot[r])
+                                                (sr + visible).update(repeating: 0, count: cols - visible)
+                                                (dr + visible).update(repeating: 0, count: cols - visible)
                                             }
                                             dlBase[h] += lambdaGrad / lambda[h]
                                             // dV += Pᵀ·dO ; dQ += α·dS·K ; dK += α·dSᵀ·Q

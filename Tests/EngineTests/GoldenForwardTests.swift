@@ -107,6 +107,16 @@ import Testing
         #expect(zip(nf, ns).allSatisfy { abs($0 - $1) < 1e-5 })
     }
 
+    @Test func swigluMatchesNaive() {
+        for n in [0, 5, 16, 37, 512] {
+            let g = (0..<n).map { Float($0 % 23) * 0.9 - 10 }, u = (0..<n).map { Float($0 % 7) * 0.3 - 1 }
+            var fast = g, naive = g
+            Kernels.swiglu(&fast, u, count: n)
+            Kernels.swigluNaive(&naive, u, count: n)
+            #expect(fast == naive, "n = \(n)")
+        }
+    }
+
     @Test func fastExpIsAccurate() {
         var worst: Float = 0
         var x: Float = -87
