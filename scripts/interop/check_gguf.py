@@ -55,7 +55,6 @@ import argparse
 import importlib.metadata
 import logging
 import os
-import re
 import shutil
 import struct
 import sys
@@ -71,7 +70,7 @@ from gguf.constants import GGML_QUANT_SIZES
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import CheckFail, Runner, expect_success, sha256_file  # noqa: E402
+from harness import CheckFail, Runner, expect_success, parse_size, sha256_file, tree  # noqa: E402
 SPLIT_LIMIT = "150K"
 BIG_LIMIT = "100M"
 
@@ -79,28 +78,6 @@ BIG_LIMIT = "100M"
 # ---------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------
-
-
-def parse_size(text: str) -> int:
-    """'150K' -> 150000, '20KiB' -> 20480, '2GB' -> 2e9 (same rule as nopekit)."""
-    m = re.fullmatch(r"\s*(\d+)\s*(?:([KMGT])(i?))?[Bb]?\s*", text, flags=re.IGNORECASE)
-    if not m:
-        raise ValueError(f"bad size {text!r}")
-    value = int(m.group(1))
-    if m.group(2):
-        value *= (1024 if m.group(3) else 1000) ** ("KMGT".index(m.group(2).upper()) + 1)
-    return value
-
-
-def tree(root: Path):
-    out = set()
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel = Path(dirpath).relative_to(root)
-        for d in dirnames:
-            out.add(str(rel / d) + "/")
-        for f in filenames:
-            out.add(str(rel / f))
-    return out
 
 
 def align_up(x: int, a: int) -> int:

@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import struct
 import sys
@@ -50,7 +49,8 @@ import safetensors
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import CheckFail, Runner, expect_success, sha256_file  # noqa: E402
+from harness import CheckFail, Runner, expect_success, parse_size, sha256_file, tree  # noqa: E402
+from hf_layout import TINY_CONFIG, hf_split, llama_tensor_shapes  # noqa: E402
 
 # header code -> numpy dtype (for decoding raw bytes)
 NP_OF_CODE = {
@@ -102,29 +102,6 @@ UINT_OF_SIZE = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 # ---------------------------------------------------------------------------
 # small helpers
 # ---------------------------------------------------------------------------
-
-
-def parse_size(text: str) -> int:
-    """'20K' -> 20000, '20KiB' -> 20480, '2GB' -> 2e9 (same rule as nopekit)."""
-    m = re.fullmatch(r"\s*(\d+)\s*(?:([KMGT])(i?))?[Bb]?\s*", text, flags=re.IGNORECASE)
-    if not m:
-        raise ValueError(f"bad size {text!r}")
-    value = int(m.group(1))
-    if m.group(2):
-        value *= (1024 if m.group(3) else 1000) ** ("KMGT".index(m.group(2).upper()) + 1)
-    return value
-
-
-def tree(root: Path):
-    """Set of all paths (relative, with a trailing / for dirs) under root."""
-    out = set()
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel = Path(dirpath).relative_to(root)
-        for d in dirnames:
-            out.add(str(rel / d) + "/")
-        for f in filenames:
-            out.add(str(rel / f))
-    return out
 
 
 def read_header(buf: bytes):
@@ -344,69 +321,8 @@ def source_tensors():
     return t
 
 
-TINY_CONFIG = {
-    "architectures": ["LlamaForCausalLM"],
-    "attention_bias": False,
-    "attention_dropout": 0.0,
-    "bos_token_id": 1,
-    "eos_token_id": 2,
-    "head_dim": 8,
-    "hidden_act": "silu",
-    "hidden_size": 32,
-    "initializer_range": 0.02,
-    "intermediate_size": 64,
-    "max_position_embeddings": 128,
-    "mlp_bias": False,
-    "model_type": "llama",
-    "num_attention_heads": 4,
-    "num_hidden_layers": 3,
-    "num_key_value_heads": 2,
-    "pretraining_tp": 1,
-    "rms_norm_eps": 1e-05,
-    "rope_scaling": None,
-    "rope_theta": 10000.0,
-    "tie_word_embeddings": False,
-    "torch_dtype": "float32",
-    "use_cache": True,
-    "vocab_size": 50,
-}
-
-
 def llama_tensors(cfg, rng):
-    h, inter, v, hd = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"], cfg["head_dim"]
-    nh, nkv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
-    shapes = [("model.embed_tokens.weight", (v, h))]
-    for i in range(cfg["num_hidden_layers"]):
-        p = f"model.layers.{i}."
-        shapes += [
-            (p + "self_attn.q_proj.weight", (nh * hd, h)),
-            (p + "self_attn.k_proj.weight", (nkv * hd, h)),
-            (p + "self_attn.v_proj.weight", (nkv * hd, h)),
-            (p + "self_attn.o_proj.weight", (h, nh * hd)),
-            (p + "mlp.gate_proj.weight", (inter, h)),
-            (p + "mlp.up_proj.weight", (inter, h)),
-            (p + "mlp.down_proj.weight", (h, inter)),
-            (p + "input_layernorm.weight", (h,)),
-            (p + "post_attention_layernorm.weight", (h,)),
-        ]
-    shapes += [("model.norm.weight", (h,)), ("lm_head.weight", (v, h))]
-    return {name: ("F32", (0.02 * rng.standard_normal(shape)).astype(np.float32)) for name, shape in shapes}
-
-
-def hf_split(sizes, max_bytes):
-    shards, current, current_size = [], [], 0
-    for name, nbytes in sizes:
-        if nbytes > max_bytes:
-            shards.append([name])
-            continue
-        if current and current_size + nbytes > max_bytes:
-            shards.append(current)
-            current, current_size = [], 0
-        current.append(name)
-        current_size += nbytes
-    if current:
-        shards.append(current)
-    return shards
+    return {name: ("F32", (0.02 * rng.standard_normal(shape)).astype(np.float32)) for name, shape in llama_tensor_shapes(cfg)}
 
 
 def write_source_folder(folder: Path, tensors: dict):

@@ -4,13 +4,30 @@ small file helpers. Each check script prints one line per check and ends with
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
+import sys
 import traceback
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reference"))
+from hf_layout import parse_size  # noqa: E402,F401  (re-exported to the checks)
 
 
 class CheckFail(Exception):
     pass
+
+
+def tree(root: Path):
+    """Set of all paths (relative, with a trailing / for dirs) under root."""
+    out = set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = Path(dirpath).relative_to(root)
+        for d in dirnames:
+            out.add(str(rel / d) + "/")
+        for f in filenames:
+            out.add(str(rel / f))
+    return out
 
 
 def sha256_file(p: Path) -> str:

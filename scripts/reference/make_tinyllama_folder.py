@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import resource
 import sys
 import time
@@ -47,6 +46,9 @@ from pathlib import Path
 import ml_dtypes
 import numpy as np
 import safetensors
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hf_layout import hf_split, llama_tensor_shapes, parse_size  # noqa: E402
 
 CONFIG = {
     "architectures": ["LlamaForCausalLM"],
@@ -82,57 +84,12 @@ DTYPES = {
 }
 
 
-def parse_size(text: str) -> int:
-    """'2GB' -> 2_000_000_000, '20KiB' -> 20480, '123' -> 123."""
-    m = re.fullmatch(r"\s*(\d+)\s*(?:([KMGT])(i?))?[Bb]?\s*", text, flags=re.IGNORECASE)
-    if not m:
-        raise argparse.ArgumentTypeError(f"bad size {text!r} (examples: 2GB, 500M, 20KiB, 1048576)")
-    value = int(m.group(1))
-    if m.group(2):
-        power = "KMGT".index(m.group(2).upper()) + 1
-        value *= (1024 if m.group(3) else 1000) ** power
-    return value
-
-
-def tensor_shapes(cfg):
-    """HF Llama state_dict names and shapes, in module order."""
-    h, inter, v = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"]
-    hd, nh, nkv = cfg["head_dim"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
-    out = [("model.embed_tokens.weight", (v, h))]
-    for i in range(cfg["num_hidden_layers"]):
-        p = f"model.layers.{i}."
-        out += [
-            (p + "self_attn.q_proj.weight", (nh * hd, h)),
-            (p + "self_attn.k_proj.weight", (nkv * hd, h)),
-            (p + "self_attn.v_proj.weight", (nkv * hd, h)),
-            (p + "self_attn.o_proj.weight", (h, nh * hd)),
-            (p + "mlp.gate_proj.weight", (inter, h)),
-            (p + "mlp.up_proj.weight", (inter, h)),
-            (p + "mlp.down_proj.weight", (h, inter)),
-            (p + "input_layernorm.weight", (h,)),
-            (p + "post_attention_layernorm.weight", (h,)),
-        ]
-    out.append(("model.norm.weight", (h,)))
-    if not cfg["tie_word_embeddings"]:
-        out.append(("lm_head.weight", (v, h)))
-    return out
-
-
-def hf_split(sizes, max_bytes):
-    """huggingface_hub's greedy split: list of (name, nbytes) -> list of name lists."""
-    shards, current, current_size = [], [], 0
-    for name, nbytes in sizes:
-        if nbytes > max_bytes:
-            shards.append([name])
-            continue
-        if current and current_size + nbytes > max_bytes:
-            shards.append(current)
-            current, current_size = [], 0
-        current.append(name)
-        current_size += nbytes
-    if current:
-        shards.append(current)
-    return shards
+def size_argument(text: str) -> int:
+    """--max-shard-size: hf_layout.parse_size with argparse's error."""
+    try:
+        return parse_size(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad size {text!r} (examples: 2GB, 500M, 20KiB, 1048576)") from None
 
 
 def make_tensor(seed: int, index: int, shape, np_dtype):
@@ -152,7 +109,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out_dir", type=Path)
     ap.add_argument("--dtype", choices=sorted(DTYPES), default="bf16")
-    ap.add_argument("--max-shard-size", type=parse_size, default=parse_size("2GB"))
+    ap.add_argument("--max-shard-size", type=size_argument, default=parse_size("2GB"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--num-layers", type=int, default=CONFIG["num_hidden_layers"], help="for quick tests only (default 22)")
     args = ap.parse_args(argv)
@@ -160,7 +117,7 @@ def main(argv=None) -> int:
     ts_dtype, np_dtype, torch_dtype = DTYPES[args.dtype]
     itemsize = np.dtype(np_dtype).itemsize
     cfg = dict(CONFIG, num_hidden_layers=args.num_layers, torch_dtype=torch_dtype)
-    shapes = tensor_shapes(cfg)
+    shapes = llama_tensor_shapes(cfg)
     index_of = {name: i for i, (name, _) in enumerate(shapes)}
     shape_of = dict(shapes)
     sizes = [(name, int(np.prod(shape)) * itemsize) for name, shape in shapes]
