@@ -168,9 +168,4 @@ public enum FastMath {
         let twoToK = unsafeBitCast((kBits &+ 127) &<< 23, to: SIMD16<Float>.self)
         return (e * twoToK).replacing(with: 0, where: x .< -87)
     }
-
-    /// e^x for a buffer, in place.
-    public static func expInPlace(_ x: UnsafeMutablePointer<Float>, count: Int) {
-        for i in 0..<count { x[i] = exp(x[i]) }
-    }
 }

@@ -43,9 +43,6 @@ public final class MappedFile: @unchecked Sendable {
     /// All bytes of the file. Valid while `self` is alive.
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: size) }
 
-    /// Tells the kernel we will read `range` soon, in order (read-ahead).
-    public func willNeed(_ range: Range<Int>) { advise(range, MADV_WILLNEED) }
-
     /// Drops the pages of `range` from this process's resident set. The data stays on disk and in
     /// the page cache; a later read maps it again. Used after each streamed chunk.
     public func release(_ range: Range<Int>) { advise(range, MADV_DONTNEED) }
