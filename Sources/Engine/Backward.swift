@@ -221,14 +221,7 @@ public final class Backprop {
     /// y = x / rms(x) · w, keeping 1/rms per row.
     static func rmsnormForward(_ x: [Float], _ w: [Float], rows: Int, width d: Int, eps: Float) -> ([Float], [Float]) {
         var y = [Float](repeating: 0, count: rows * d), rstd = [Float](repeating: 0, count: rows)
-        x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in y.withUnsafeMutableBufferPointer { yp in
-            for r in 0..<rows {
-                let row = xp.baseAddress! + r * d, out = yp.baseAddress! + r * d
-                let inv = 1 / (cblas_sdot(Int32(d), row, 1, row, 1) / Float(d) + eps).squareRoot()
-                rstd[r] = inv
-                for k in 0..<d { out[k] = row[k] * inv * wp[k] }
-            }
-        } } }
+        Kernels.rmsnorm(&y, x, w, rows: rows, width: d, eps: eps, rstd: &rstd)
         return (y, rstd)
     }
 

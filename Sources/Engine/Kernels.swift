@@ -34,12 +34,14 @@ public enum Kernels {
 
     // MARK: - RMSNorm: y = x / sqrt(mean(x²) + eps) · w   (per row of width D)
 
+    /// With `rstd`, each row's 1/rms is kept there too (the backward needs it).
     public static func rmsnorm(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                               rows n: Int, width d: Int, eps: Float) {
+                               rows n: Int, width d: Int, eps: Float, rstd: UnsafeMutablePointer<Float>? = nil) {
         for r in 0..<n {
             let row = x + r * d, out = y + r * d
             let sumSquares = cblas_sdot(Int32(d), row, 1, row, 1)
             let scale = 1 / (sumSquares / Float(d) + eps).squareRoot()
+            rstd?[r] = scale
             for k in 0..<d { out[k] = row[k] * scale * w[k] }
         }
     }
