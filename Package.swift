@@ -22,17 +22,19 @@ let package = Package(
         .target(name: "Engine", dependencies: ["Checkpoints", "COpenBLAS"]),
         .target(name: "Tokenizers", dependencies: ["Checkpoints"]),
         .target(name: "TemperatureSearch", dependencies: ["Engine", "Tokenizers", "Checkpoints"]),
+        // Random-weight models and memory probes for `nopekit bench`: kept out of the library path.
+        .target(name: "BenchSupport", dependencies: ["Engine", "Checkpoints"]),
         .target(name: "Pretraining", dependencies: ["Engine", "Tokenizers", "Checkpoints"]),
         .executableTarget(
             name: "nopekit",
             dependencies: [
-                "Checkpoints", "Engine", "Tokenizers", "TemperatureSearch", "Pretraining",
+                "Checkpoints", "Engine", "Tokenizers", "TemperatureSearch", "Pretraining", "BenchSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
-        .testTarget(name: "TemperatureSearchTests", dependencies: ["TemperatureSearch"]),
+        .testTarget(name: "TemperatureSearchTests", dependencies: ["TemperatureSearch", "BenchSupport"]),
         .testTarget(name: "PretrainingTests", dependencies: ["Pretraining"]),
         .testTarget(name: "NopekitCLITests", dependencies: ["nopekit"]),
     ],

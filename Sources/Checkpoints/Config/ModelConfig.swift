@@ -37,6 +37,12 @@ public struct ModelConfig: Equatable, Sendable {
     public var declaredDType: String?
     public var bosTokenID: Int?
     public var eosTokenIDs: [Int]
+    /// Per layer, the sliding attention window (keys visible to a query, itself included), or
+    /// nil for global attention. Empty means every layer is global.
+    public var attentionWindows: [Int?] = []
+
+    /// The sliding window of layer `l`, nil for global attention.
+    public func window(layer l: Int) -> Int? { attentionWindows.indices.contains(l) ? attentionWindows[l] : nil }
 
     /// Why a per-head temperature cannot be baked into this model's weights, if so.
     public var notBakeableReason: String? {
@@ -190,7 +196,7 @@ extension ModelConfig {
         if let e = root["eos_token_id"] ?? json["eos_token_id"] {
             if let i = e.intValue { eos = [i] } else if let a = e.arrayValue { eos = a.compactMap(\.intValue) }
         }
-        return ModelConfig(
+        var config = ModelConfig(
             modelType: modelType, layers: layers, heads: heads, kvHeads: kvHeads, headDim: headDim,
             hidden: hidden, intermediate: intermediate, vocab: vocab, normEps: normEps,
             tiedEmbeddings: tied, attentionBias: attentionBias, mlpBias: mlpBias, qkNorm: qkNorm,
@@ -198,6 +204,39 @@ extension ModelConfig {
             rope: rope, positions: positions, positionSource: source, temperatureTuning: tuning,
             declaredDType: (root["torch_dtype"] ?? root["dtype"] ?? json["torch_dtype"])?.stringValue,
             bosTokenID: (root["bos_token_id"] ?? json["bos_token_id"])?.intValue, eosTokenIDs: eos)
+        config.attentionWindows = try decodeWindows(r, modelType: modelType, layers: layers)
+        return config
+    }
+
+    /// Sliding windows as transformers assigns them: `layer_types` ("sliding_attention") where
+    /// given; Mistral's `sliding_window` on every layer; Qwen 2/3 and SmolLM3's
+    /// `use_sliding_window` on the layers from `max_window_layers` on; Cohere 2's RoPE layers.
+    static func decodeWindows(_ r: FieldReader, modelType: String, layers: Int) throws -> [Int?] {
+        let window = try r.optionalPositiveInt("sliding_window")
+        if let types = r.json["layer_types"]?.arrayValue {
+            let names = types.compactMap(\.stringValue)
+            guard names.count == layers else {
+                throw ModelConfigError.invalidValue(file: r.file, key: "layer_types", detail: "must name a type for each of the \(layers) layers")
+            }
+            guard !names.contains("sliding_attention") || window != nil else {
+                throw ModelConfigError.invalidValue(file: r.file, key: "sliding_window", detail: "layer_types has sliding_attention layers but no sliding_window size")
+            }
+            return names.map { $0 == "sliding_attention" ? window : nil }
+        }
+        guard let window else { return [] }
+        switch modelType {
+        case "mistral":
+            return Array(repeating: window, count: layers)
+        case "qwen2", "qwen3", "smollm3":
+            guard try r.optionalBool("use_sliding_window") == true else { return [] }
+            let first = max(0, r.json["max_window_layers"]?.intValue ?? 0)
+            return (0..<layers).map { $0 >= first ? window : nil }
+        case "cohere2":
+            let pattern = try r.optionalPositiveInt("sliding_window_pattern") ?? 4
+            return (0..<layers).map { ($0 + 1) % pattern == 0 ? nil : window }
+        default:
+            return []
+        }
     }
 
     static func decodeRope(_ r: FieldReader, modelType: String) throws -> RopeParameters {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Checkpoints
 import Engine
+import BenchSupport
 import Foundation
 import Pretraining
 import Tokenizers

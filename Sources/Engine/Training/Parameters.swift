@@ -3,7 +3,7 @@ import Foundation
 
 /// Every weight of a model in F32, mutable (training) and addressable by HF name (saving,
 /// the optimiser, gradient checks). Gradients use the same structure.
-public struct Parameters {
+public struct Parameters: ModelWeightSource {
     public var config: ModelConfig
     public var embedding: [Float]          // [V, D]
     public var layers: [LayerWeights]
@@ -28,6 +28,8 @@ public struct Parameters {
             : try reader.read(reader.names.lmHead, shape: [config.vocab, config.hidden])
         layers = try (0..<config.layers).map { try reader.layer($0) }
     }
+
+    public func layerWeights(_ l: Int) throws -> LayerWeights { layers[l] }
 
     /// Zeros shaped like `other` (gradient buffers).
     public init(zerosLike other: Parameters) {

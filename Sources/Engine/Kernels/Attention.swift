@@ -9,7 +9,8 @@ import Foundation
 ///     H_i  = −Σ_j p_ij log2 p_ij
 ///
 /// Shapes: q and out are [T, H, E], k and v are [T, G, E] (G key/value heads shared by H/G
-/// query heads each), entropy is [H, T]. `tiled` never forms the T×T matrix: it walks query
+/// query heads each), entropy is [H, T]. With a sliding window W (Mistral, SmolLM3, Cohere 2,
+/// as transformers masks it) query i sees only the W keys i−W < j ≤ i. `tiled` never forms the T×T matrix: it walks query
 /// tiles × key tiles with an online softmax (running max m, sum S and, for the entropy,
 /// U = Σ e^(s−m)(s−m); when m moves to m′ both scale by e^(m−m′) and U gains (m−m′)·S, and
 /// H = (ln S − U/S)/ln 2), with QKᵀ and PV through sgemm. `naive` forms full rows in Double.
@@ -19,8 +20,21 @@ public enum Attention {
         public var heads: Int        // H
         public var kvHeads: Int      // G
         public var headDim: Int      // E
-        public init(length: Int, heads: Int, kvHeads: Int, headDim: Int) {
-            self.length = length; self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim
+        /// Keys visible to a query, itself included (nil: all earlier keys).
+        public var window: Int?
+        public init(length: Int, heads: Int, kvHeads: Int, headDim: Int, window: Int? = nil) {
+            self.length = length; self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim; self.window = window
+        }
+
+        /// The first key any of the queries from `i` on can see.
+        public func firstKey(query i: Int) -> Int { window.map { max(0, i - $0 + 1) } ?? 0 }
+
+        /// Which of the `cols` keys k0..<k0+cols query i sees, as offsets into the tile.
+        @inline(__always)
+        public func visible(query i: Int, tileStart k0: Int, cols: Int) -> Range<Int> {
+            let hi = max(0, min(cols, i - k0 + 1))
+            let lo = window.map { min(hi, max(0, i - $0 + 1 - k0)) } ?? 0
+            return lo..<hi
         }
     }
 
@@ -68,21 +82,21 @@ public enum Attention {
                         rowMax[r] = -.infinity; rowSum[r] = 0; rowU[r] = 0
                         (oh + r * H * E).update(repeating: 0, count: E)
                     }
-                    var k0 = 0
+                    var k0 = s.firstKey(query: q0)
                     while k0 < q0 + rows {
                         let cols = min(bk, q0 + rows - k0)
                         // S[rows, cols] = α · Q_tile · K_tileᵀ
                         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(cols), Int32(E),
                                     alpha, qh, Int32(H * E), k + k0 * G * E + g * E, Int32(G * E), 0, S.baseAddress!, Int32(bk))
                         for r in 0..<rows {
-                            let i = q0 + r
-                            let visible = min(cols, i - k0 + 1)  // keys j ≤ i
+                            let keys = s.visible(query: q0 + r, tileStart: k0, cols: cols)
                             let row = S.baseAddress! + r * bk
-                            if visible <= 0 { row.update(repeating: 0, count: cols); continue }
-                            let m = SoftmaxRows.maximum(row, count: visible, start: rowMax[r])
+                            if keys.isEmpty { row.update(repeating: 0, count: cols); continue }
+                            let m = SoftmaxRows.maximum(row + keys.lowerBound, count: keys.count, start: rowMax[r])
                             let shift = rowMax[r] == -.infinity ? 0 : FastMath.exp(rowMax[r] - m)
-                            let (sum, u) = SoftmaxRows.exponentiate(row, count: visible, minus: m)
-                            (row + visible).update(repeating: 0, count: cols - visible)
+                            let (sum, u) = SoftmaxRows.exponentiate(row + keys.lowerBound, count: keys.count, minus: m)
+                            row.update(repeating: 0, count: keys.lowerBound)
+                            (row + keys.upperBound).update(repeating: 0, count: cols - keys.upperBound)
                             let delta = rowMax[r] == -.infinity ? 0 : rowMax[r] - m
                             rowU[r] = shift * (rowU[r] + delta * rowSum[r]) + u
                             rowSum[r] = shift * rowSum[r] + sum
@@ -115,24 +129,25 @@ public enum Attention {
         for h in 0..<H {
             let g = h / group
             for i in 0..<T {
+                let first = s.firstKey(query: i)
                 var m = -Double.infinity
-                for j in 0...i {
+                for j in first...i {
                     var dot = 0.0
                     for e in 0..<E { dot += Double(q[(i * H + h) * E + e]) * Double(k[(j * G + g) * E + e]) }
                     p[j] = Double(lambda[h]) * dot / Double(E).squareRoot()
                     m = max(m, p[j])
                 }
                 var sum = 0.0
-                for j in 0...i { p[j] = Foundation.exp(p[j] - m); sum += p[j] }
+                for j in first...i { p[j] = Foundation.exp(p[j] - m); sum += p[j] }
                 var ent = 0.0
-                for j in 0...i {
+                for j in first...i {
                     p[j] /= sum
                     if p[j] > 0 { ent -= p[j] * log2(p[j]) }
                 }
                 entropy?[h * T + i] = Float(ent)
                 for e in 0..<E {
                     var acc = 0.0
-                    for j in 0...i { acc += p[j] * Double(v[(j * G + g) * E + e]) }
+                    for j in first...i { acc += p[j] * Double(v[(j * G + g) * E + e]) }
                     out[(i * H + h) * E + e] = Float(acc)
                 }
             }

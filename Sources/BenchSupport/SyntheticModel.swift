@@ -1,4 +1,5 @@
 import Checkpoints
+import Engine
 import Foundation
 
 /// A random-weight model of a given shape, held in memory, for benchmarks: a `TensorStore`
