@@ -14,5 +14,5 @@ struct Nopekit: ParsableCommand {
             baking and verification come with later releases.
             """,
         version: version,
-        subcommands: [Inspect.self, Convert.self, Tokenize.self, Score.self, CorpusCommand.self, Pretrain.self, Doctor.self, Bench.self])
+        subcommands: [Inspect.self, Convert.self, Tokenize.self, Score.self, SearchCommand.self, CorpusCommand.self, Pretrain.self, Doctor.self, Bench.self])
 }

@@ -70,8 +70,9 @@ import Testing
 
 /// The tiled online-softmax attention against the full-row reference.
 @Suite(.serialized) struct AttentionTests {
-    @Test(arguments: [(37, 4, 2, 16), (130, 8, 2, 8), (300, 2, 1, 32), (1, 2, 2, 4)])
-    func tiledMatchesNaive(_ T: Int, _ H: Int, _ G: Int, _ E: Int) {
+    @Test(arguments: [(37, 4, 2, 16, nil), (130, 8, 2, 8, nil), (300, 2, 1, 32, nil), (1, 2, 2, 4, nil),
+                      (130, 4, 2, 8, 20), (300, 2, 1, 16, 48), (50, 2, 2, 8, 1)] as [(Int, Int, Int, Int, Int?)])
+    func tiledMatchesNaive(_ T: Int, _ H: Int, _ G: Int, _ E: Int, _ window: Int?) {
         let saved = (Attention.queryTile, Attention.keyTile)
         Attention.queryTile = 16; Attention.keyTile = 48  // lengths are not multiples of either
         defer { (Attention.queryTile, Attention.keyTile) = saved }
@@ -79,14 +80,14 @@ import Testing
         func rand() -> Float { rng = rng &* 6_364_136_223_846_793_005 &+ 1; return Float(Int(rng >> 40) % 2001 - 1000) / 300 }
         let q = (0..<(T * H * E)).map { _ in rand() }, k = (0..<(T * G * E)).map { _ in rand() }, v = (0..<(T * G * E)).map { _ in rand() }
         let lambda = (0..<H).map { 0.7 + 0.3 * Float($0) }
-        let shape = Attention.Shape(length: T, heads: H, kvHeads: G, headDim: E)
+        let shape = Attention.Shape(length: T, heads: H, kvHeads: G, headDim: E, window: window)
         var outTiled = [Float](repeating: 0, count: T * H * E), outNaive = outTiled
         var entTiled = [Float](repeating: 0, count: H * T), entNaive = entTiled
         Attention.tiled(q: q, k: k, v: v, out: &outTiled, entropy: &entTiled, lambda: lambda, shape: shape, threads: 2)
         Attention.naive(q: q, k: k, v: v, out: &outNaive, entropy: &entNaive, lambda: lambda, shape: shape)
         let dOut = zip(outTiled, outNaive).map { abs($0 - $1) }.max() ?? 0
         let dEnt = zip(entTiled, entNaive).map { abs($0 - $1) }.max() ?? 0
-        print("attention T=\(T) H=\(H) G=\(G) E=\(E): max |Δ| out \(dOut), entropy \(dEnt)")
+        print("attention T=\(T) H=\(H) G=\(G) E=\(E) window \(window.map(String.init) ?? "none"): max |Δ| out \(dOut), entropy \(dEnt)")
         #expect(dOut < 1e-4 && dEnt < 1e-4)
     }
 }

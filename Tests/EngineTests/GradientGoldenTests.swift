@@ -15,7 +15,7 @@ import Testing
         return (try c.parameters(), c.config, c.tokens, c.lambda, c.golden)
     }
 
-    @Test(arguments: ["nope_gqa2_lambda", "rope_mha", "hybrid_tied_lambda", "nope_t70"])
+    @Test(arguments: ["nope_gqa2_lambda", "rope_mha", "hybrid_tied_lambda", "nope_t70", "qknorm_bias_lambda", "window_hybrid_lambda"])
     func gradientsMatchAutograd(_ name: String) throws {
         let (p, config, tokens, lambda, golden) = try Self.load(name)
         let r = try Backprop(config: config).lossAndGradients(p, tokens: tokens, lambda: lambda, weightGradients: true)
@@ -31,6 +31,47 @@ import Testing
         for (tensor, _) in p.tensorList { compare(try #require(grads.tensor(tensor)), try golden.readF32("grad." + tensor), tensor) }
         compare(r.lambda.flatMap { $0 }, try golden.readF32("grad.lambda"), "λ")
         print("\(name): worst gradient error relative to the tensor's largest gradient \(worst)")
+    }
+
+    /// The search's path: frozen weights read layer by layer from the checkpoint, λ gradient
+    /// only, with every activation kept or with the layers recomputed from their inputs.
+    @Test(arguments: ["nope_gqa2_lambda", "hybrid_tied_lambda", "nope_t70", "qknorm_bias_lambda", "window_hybrid_lambda"])
+    func frozenTemperatureGradientMatchesAutograd(_ name: String) throws {
+        let c = try GoldenCase(folder: Self.root.appendingPathComponent(name).path)
+        let model = try LlamaModel(store: c.checkpoint.store, config: c.config, policy: .streaming)
+        let backprop = Backprop(config: c.config)
+        backprop.rowChunk = 16  // several chunks per sequence in the layer and the chunked MLP backward
+        let reference = try c.golden.readF32("grad.lambda"), loss = try c.golden.readF32("loss")[0]
+        let scale = reference.map(abs).max() ?? 0
+        let all = Array(repeating: true, count: c.config.layers)
+        var results: [[Float]] = []
+        for policy in [Backprop.Activations.keep, .recompute] {
+            let r = try backprop.lossAndTemperatureGradient(model, tokens: c.tokens, lambda: c.lambda, searched: all, activations: policy)
+            let d = zip(r.lambda.flatMap { $0 }, reference).map { abs($0 - $1) }.max() ?? 0
+            #expect(abs(r.loss - loss) < 1e-5, "\(name) \(policy) loss")
+            #expect(d <= 1e-4 * scale, "\(name) \(policy): max |Δλ| \(d), max |g| \(scale)")
+            results.append(r.lambda.flatMap { $0 })
+        }
+        // recomputing runs the same kernels on the same rows
+        #expect(zip(results[0], results[1]).allSatisfy { abs($0 - $1) <= 1e-6 * max(scale, 1e-6) }, "\(name): keep vs recompute")
+    }
+
+    /// Layers left out of the search get no gradient, and the searched ones the same as with all.
+    @Test func layerMaskStopsTheBackward() throws {
+        let c = try GoldenCase(folder: Self.root.appendingPathComponent("window_hybrid_lambda").path)
+        let backprop = Backprop(config: c.config)
+        let model = try LlamaModel(store: c.checkpoint.store, config: c.config, policy: .resident)
+        let all = try backprop.lossAndTemperatureGradient(model, tokens: c.tokens, lambda: c.lambda, searched: [true, true, true, true], activations: .keep)
+        let upper = try backprop.lossAndTemperatureGradient(model, tokens: c.tokens, lambda: c.lambda, searched: [false, true, false, true], activations: .recompute)
+        #expect(upper.loss == all.loss)
+        #expect(upper.lambda[0].allSatisfy { $0 == 0 } && upper.lambda[2].allSatisfy { $0 == 0 })
+        for l in [1, 3] {
+            #expect(zip(upper.lambda[l], all.lambda[l]).allSatisfy { abs($0 - $1) <= 1e-6 }, "layer \(l)")
+        }
+        #expect(throws: EngineError.self) {
+            try backprop.lossAndTemperatureGradient(model, tokens: c.tokens, lambda: [[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 1, 1]],
+                                                    searched: [true, true, true, true], activations: .keep)
+        }
     }
 
     @Test func adamwFollowsTorch() throws {

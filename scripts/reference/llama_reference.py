@@ -9,7 +9,8 @@ nopekit's engine produces can be traced to a line here. It covers what nopekit's
   for the goldens; transformers casts to float32 inside its RMSNorm, we do not);
 - attention with GQA (KV head ``h // (H / KV)`` serves query head ``h``, HF's ``repeat_kv``), optional
   q/k/v/o biases, optional per-head q/k RMSNorm over ``head_dim`` (Qwen3 ``q_norm``/``k_norm``,
-  applied before RoPE), RoPE or NoPE per layer, causal softmax;
+  applied before RoPE), RoPE or NoPE per layer, causal softmax, optionally restricted per layer to a
+  sliding window (see ``attention_mask``);
 - nopekit's per-head temperature: the attention logits of query head ``h`` are
   ``lam[h] * (q . k) / sqrt(head_dim)``, i.e. ``lam[h]`` multiplies query head ``h`` after q-norm
   and after RoPE;
@@ -79,6 +80,14 @@ class RefConfig:
     # one entry per layer: "rope" or "none" (NoPE)
     positions: list[str] = field(default_factory=list)
     rope: RopeSpec = field(default_factory=RopeSpec)
+    # one entry per layer: the sliding attention window W (query i sees keys i-W < j <= i, W keys
+    # including itself, as transformers' ``sliding_window``) or None for global causal attention.
+    # Empty (the default) means every layer is global.
+    windows: list[int | None] = field(default_factory=list)
+
+    def window(self, li: int) -> int | None:
+        """Sliding window of layer li, None for global attention."""
+        return self.windows[li] if li < len(self.windows) else None
 
     @property
     def rotary_dim(self) -> int:
@@ -211,6 +220,21 @@ def silu(x: torch.Tensor) -> torch.Tensor:
     return x * torch.sigmoid(x)
 
 
+def attention_mask(T: int, window: int | None) -> torch.Tensor:
+    """[T, T] bool, True where query i may attend to key j.
+
+    Causal: ``j <= i``. With a sliding window ``W`` (transformers' ``sliding_window`` semantics, as
+    its ``sliding_window_overlay``: ``kv_idx > q_idx - W``) also ``j > i - W``, so query i sees the
+    ``min(i + 1, W)`` keys ``i-W+1 .. i``, itself included; ``W >= T`` is the same as no window.
+    """
+    allowed = torch.ones(T, T, dtype=torch.bool).tril()  # j <= i
+    if window is not None:
+        if window < 1:
+            raise ValueError(f"sliding window must be >= 1, got {window}")
+        allowed &= ~torch.ones(T, T, dtype=torch.bool).tril(-window)  # drop j <= i - W
+    return allowed
+
+
 def attention(cfg: RefConfig, W: dict, li: int, x: torch.Tensor, lam: torch.Tensor,
               cos: torch.Tensor | None, sin: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """One attention block on normed input x [B, T, D]. Returns (output [B, T, D], probs [B, H, T, T])."""
@@ -240,9 +264,9 @@ def attention(cfg: RefConfig, W: dict, li: int, x: torch.Tensor, lam: torch.Tens
     v = v.repeat_interleave(rep, dim=1)
 
     scores = (q @ k.transpose(-1, -2)) / math.sqrt(hd)  # [B, H, T, T]
-    causal = torch.ones(T, T, dtype=torch.bool).tril()
-    scores = scores.masked_fill(~causal, float("-inf"))
-    probs = torch.softmax(scores, dim=-1)  # exactly 0 above the diagonal
+    allowed = attention_mask(T, cfg.window(li))  # causal, and the layer's sliding window if any
+    scores = scores.masked_fill(~allowed, float("-inf"))
+    probs = torch.softmax(scores, dim=-1)  # exactly 0 above the diagonal and outside the window
     out = (probs @ v).transpose(1, 2).reshape(B, T, H * hd)
     out = linear(out, g("o_proj.weight"), g("o_proj.bias"))
     return out, probs
@@ -281,7 +305,8 @@ def forward(cfg: RefConfig, weights: dict, input_ids: torch.Tensor, lam: torch.T
                               all BEFORE the final norm
       final_normed [B, T, D]   final_norm(hidden[L]) (what HF's last hidden_states entry holds)
       probs   [L, B, H, T, T]  post-softmax attention probabilities
-      entropy [L, B, H, T]     attention entropy in bits
+      entropy [L, B, H, T]     attention entropy in bits (over the keys the query sees: j <= i, and
+                               j > i - W on a layer with sliding window W)
     """
     W = {k: v.to(dtype) for k, v in weights.items()}
     B, T = input_ids.shape

@@ -3,7 +3,7 @@
 Run from the repository root (overwrites everything it generates; needs torch and transformers,
 ``pip install -r scripts/reference/requirements-torch.txt``)::
 
-    .venv/bin/python scripts/reference/make_engine_goldens.py [--no-crosscheck] [--only CASE ...]
+    .venv/bin/python scripts/reference/make_engine_goldens.py [--no-crosscheck] [--only CASE ...] [--out DIR]
 
 For every case it builds a tiny random Llama-family model and writes ``fixtures/engine/<case>/``:
 
@@ -11,11 +11,13 @@ For every case it builds a tiny random Llama-family model and writes ``fixtures/
     A Hugging Face checkpoint (F32, HF tensor names, tied models have no ``lm_head.weight``),
     loadable by transformers 5.24.0 and by nopekit's reader. Llama/Qwen3 NoPE layers are stated with
     nopekit's own field ``"nopekit_position"`` (transformers ignores it); SmolLM3 uses its
-    ``no_rope_layers`` (1 = the layer uses RoPE).
+    ``no_rope_layers`` (1 = the layer uses RoPE). Sliding-window layers are stated as transformers
+    does: ``"layer_types"`` (``"sliding_attention"`` / ``"full_attention"`` per layer) plus
+    ``"sliding_window": W``; nopekit decodes that pair into per-layer windows for any model type.
 ``golden.safetensors``
     ``input_ids`` I32 [B, T]; ``logits`` F32 [B, T, V]; ``losses`` F32 [B, T-1] (cross-entropy in
     nats of input_ids[:, t+1] from position t); ``entropy`` F32 [L, B, H, T] (attention entropy in
-    bits over keys j <= i); ``hidden`` F32 [L+1, B, T, D] (``hidden[0]`` = token embeddings,
+    bits over keys j <= i, and j > i - W on a layer with sliding window W); ``hidden`` F32 [L+1, B, T, D] (``hidden[0]`` = token embeddings,
     ``hidden[l+1]`` = residual stream after layer l, all BEFORE the final norm; unlike HF's
     ``output_hidden_states``, whose last entry is after the final norm); ``lambda`` F32 [L, H]
     (per-head temperature multipliers, 1.0 where none).
@@ -38,7 +40,8 @@ in float64, and the results go to ``fixtures/engine/crosscheck.txt``:
 - ``hf32-sdpa``: transformers in float32 with SDPA, what a user runs (differences ~1e-5).
 
 The transformers class per case: LlamaForCausalLM (RoPE cases, incl. linear/llama3/yarn),
-SmolLM3ForCausalLM (the every:4 case; all-NoPE cases via ``no_rope_layers`` all 0), Qwen3ForCausalLM
+SmolLM3ForCausalLM (the every:4 case; Llama cases with NoPE layers via ``no_rope_layers``, 0 on the NoPE
+layers, and for sliding windows its ``use_sliding_window`` with our ``layer_types``), Qwen3ForCausalLM
 (q/k norm; its NoPE via a patched ``apply_rotary_pos_emb``, plus an unpatched RoPE variant against our
 reference with RoPE on), Phi3ForCausalLM (partial rotary; fused qkv/gate_up weights). lambda is
 baked into q_proj rows (and bias) for models without q-norm, and applied by a forward hook on
@@ -134,13 +137,22 @@ CASES = [
          what="Llama, 4 heads / 2 KV heads, every layer NoPE, T = 130 (several attention tiles), lambda != 1",
          model_type="llama", hidden=48, layers=2, heads=4, kv_heads=2, intermediate=96, T=130,
          positions="none", lam="all", eps=1e-5),
+    dict(name="window_hybrid",
+         what="Llama, 4 layers, 4 heads / 2 KV heads (head_dim 8): layers 0 and 2 RoPE theta 10000 with a sliding "
+              "window of 8 keys (query i sees keys i-7..i), layers 1 and 3 NoPE with global causal attention "
+              "(nopekit_position \"layers:1,3\", layer_types + sliding_window 8), T = 40 > window, lambda != 1",
+         model_type="llama", hidden=32, layers=4, heads=4, kv_heads=2, intermediate=64, T=40,
+         positions=["rope", "none", "rope", "none"], windows=[8, None, 8, None], lam="all", eps=1e-5),
 ]
 
 
 def ref_config(case: dict) -> ref.RefConfig:
     L = case["layers"]
     pos = case["positions"]
-    if pos == "rope":
+    if isinstance(pos, list):  # explicit, one entry per layer
+        assert len(pos) == L and set(pos) <= {"rope", "none"}, pos
+        positions = list(pos)
+    elif pos == "rope":
         positions = ["rope"] * L
     elif pos == "none":
         positions = ["none"] * L
@@ -153,7 +165,7 @@ def ref_config(case: dict) -> ref.RefConfig:
         head_dim=case.get("head_dim", case["hidden"] // case["heads"]), intermediate=case["intermediate"],
         norm_eps=case["eps"], tied=case.get("tied", False), attention_bias=case.get("attention_bias", False),
         mlp_bias=case.get("mlp_bias", False), qk_norm=case.get("qk_norm", False), positions=positions,
-        rope=ref.RopeSpec(**{"theta": 10000.0, **case.get("rope", {})}))
+        rope=ref.RopeSpec(**{"theta": 10000.0, **case.get("rope", {})}), windows=list(case.get("windows", [])))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,14 +249,26 @@ def config_json(case: dict, cfg: ref.RefConfig) -> dict:
     }
     if mt in ("llama", "smollm3"):
         c["mlp_bias"] = cfg.mlp_bias
+    elif cfg.mlp_bias:
+        # transformers' Qwen3 MLP has no biases; nopekit reads mlp_bias for every model type
+        c["mlp_bias"] = True
+    windowed = any(w is not None for w in cfg.windows)
     if mt == "qwen3":
-        c["use_sliding_window"] = False
+        c["use_sliding_window"] = windowed
         c["sliding_window"] = None
     if mt == "smollm3":
         c["no_rope_layers"] = [1 if p == "rope" else 0 for p in cfg.positions]
         c["no_rope_layer_interval"] = 4
-        c["use_sliding_window"] = False
+        c["use_sliding_window"] = windowed
         c["sliding_window"] = None
+    if windowed:
+        # transformers' per-layer form (Gemma, Cohere 2, Qwen 3, SmolLM3, ...): one window size for all
+        # "sliding_attention" layers; nopekit decodes it for any model type
+        sizes = {w for w in cfg.windows if w is not None}
+        if len(sizes) != 1 or len(cfg.windows) != cfg.layers:
+            raise ValueError(f"layer_types + sliding_window express one window size per model, got {cfg.windows}")
+        c["layer_types"] = ["full_attention" if w is None else "sliding_attention" for w in cfg.windows]
+        c["sliding_window"] = sizes.pop()
 
     scaling = None
     if r.rope_type != "default":
@@ -394,10 +418,17 @@ def build_hf(case: dict, cfg: ref.RefConfig, W, folder: Path, dtype, attn: str, 
         for k in ("architectures", "model_type", "nopekit_position", "torch_dtype", "dtype", "rope_scaling",
                   "rope_parameters", "rope_theta"):
             conf.pop(k, None)
-        sc = SmolLM3Config(**conf, no_rope_layers=[1 if p == "rope" else 0 for p in cfg.positions],
+        no_rope = [1 if p == "rope" else 0 for p in cfg.positions]
+        if "layer_types" in conf:  # SmolLM3 applies sliding_window only with use_sliding_window
+            conf["use_sliding_window"] = True
+        sc = SmolLM3Config(**conf, no_rope_layers=no_rope,
                            rope_parameters={"rope_type": "default", "rope_theta": cfg.rope.theta})
         model = AutoModelForCausalLM.from_config(sc, attn_implementation=attn, dtype=dtype)
         model.load_state_dict(hf_state_dict(case, cfg, W), strict=True)
+        if "layer_types" in conf:
+            return model.eval(), (f"SmolLM3ForCausalLM with no_rope_layers {no_rope}, use_sliding_window true, "
+                                  f"layer_types {conf['layer_types']}, sliding_window {conf['sliding_window']} "
+                                  "(same weights)")
         return model.eval(), "SmolLM3ForCausalLM with no_rope_layers all 0 (same weights)"
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, attn_implementation=attn)
     desc = f"{type(model).__name__}.from_pretrained(folder)"
@@ -409,7 +440,9 @@ def build_hf(case: dict, cfg: ref.RefConfig, W, folder: Path, dtype, attn: str, 
 def as_shipped_config(case: dict, cfg: ref.RefConfig) -> ref.RefConfig | None:
     """What stock transformers computes for the folder when that differs from the golden."""
     if "none" in cfg.positions and case["model_type"] in ("llama", "qwen3"):
-        return ref.RefConfig(**{**cfg.__dict__, "positions": ["rope"] * cfg.layers})
+        # LlamaForCausalLM has no sliding window either: it attends globally on every layer
+        windows = [] if case["model_type"] == "llama" else cfg.windows
+        return ref.RefConfig(**{**cfg.__dict__, "positions": ["rope"] * cfg.layers, "windows": windows})
     if cfg.rope.partial_rotary_factor != 1.0:
         return ref.RefConfig(**{**cfg.__dict__, "rope": ref.RopeSpec(**{**cfg.rope.__dict__, "partial_rotary_factor": 1.0})})
     return None
@@ -418,6 +451,8 @@ def as_shipped_config(case: dict, cfg: ref.RefConfig) -> ref.RefConfig | None:
 def alt_what(case: dict) -> str:
     if case["name"] == "rope_partial_rotary":
         return "full rotary (partial_rotary_factor ignored)"
+    if case.get("windows") and case["model_type"] == "llama":
+        return "RoPE and global attention on every layer (nopekit_position, layer_types and sliding_window ignored)"
     return "RoPE on every layer (nopekit_position ignored)"
 
 
@@ -541,6 +576,11 @@ GOLDEN_DOC = {
 }
 
 
+GOLDEN_DOC_WINDOW_ENTROPY = (
+    "F32 [L, B, H, T] attention entropy in bits, -sum_j p_ij log2 p_ij over the keys query position i sees "
+    "(j <= i, and j > i - W on a layer with sliding window W), per layer and query head (0 at i = 0)")
+
+
 def sensitivity(cfg: ref.RefConfig, W: dict, Wt: dict, ids_t, lam: np.ndarray, g64: dict) -> dict:
     """max|d| of the logits if an engine made one plausible mistake (our reference, float64)."""
     def with_(**kw):
@@ -577,6 +617,10 @@ def sensitivity(cfg: ref.RefConfig, W: dict, Wt: dict, ids_t, lam: np.ndarray, g
                 p = f"model.layers.{li}.self_attn.q_proj.weight"
                 w2[p] = Wt[p] * torch.from_numpy(np.repeat(lam[li], cfg.head_dim))[:, None]
             out["lambda_on_q_weight_but_not_q_bias"] = d(w=w2, l=np.ones_like(lam))
+    if any(w is not None for w in cfg.windows):
+        out["window_ignored (global attention on every layer)"] = d(with_(windows=[]))
+        out["window_one_key_more (i-W <= j <= i)"] = d(with_(windows=[None if w is None else w + 1 for w in cfg.windows]))
+        out["window_one_key_less (i-W+1 < j <= i)"] = d(with_(windows=[None if w is None else w - 1 for w in cfg.windows]))
     if "rope" in cfg.positions:
         if cfg.rope.rope_type != "default":
             out["rope_scaling_ignored (plain RoPE, same theta)"] = d(rope_with(rope_type="default"))
@@ -663,6 +707,7 @@ def build_case(idx: int, case: dict, do_crosscheck: bool, lines: list[str]) -> d
         rope_info = {"note": "no layer uses RoPE; config still carries rope_theta for transformers",
                      "theta": r.theta}
 
+    windowed = any(w is not None for w in cfg.windows)
     info = {
         "case": name,
         "what": case["what"],
@@ -683,16 +728,24 @@ def build_case(idx: int, case: dict, do_crosscheck: bool, lines: list[str]) -> d
         "positions_stated_by": ("no_rope_layers (1 = RoPE)" if case["model_type"] == "smollm3" else
                                 f"nopekit_position \"{conf['nopekit_position']}\"" if "nopekit_position" in conf else
                                 "nothing (Llama default: RoPE everywhere)"),
+        **({"windows": cfg.windows,
+            "windows_meaning": "per layer: sliding window W (query i attends to keys i-W < j <= i, W keys including "
+                               "itself; transformers' sliding_window) or null for global causal attention",
+            "windows_stated_by": f"layer_types {conf['layer_types']} + sliding_window {conf['sliding_window']}"}
+           if windowed else {}),
         "config_format": ("transformers v5 rope_parameters {rope_type, rope_theta, ...}" if case.get("v5_format")
                           else "legacy top-level rope_theta + rope_scaling"),
         "rope": rope_info,
         "lambda": ("1.0 everywhere" if bool((lam == 1).all()) else
                    {"values": [[float(x) for x in row] for row in lam],
                     "which": "every layer" if case.get("lam") == "all" else "NoPE layers only"}),
-        "golden": {k: {"dtype": {np.int32: "I32"}.get(v.dtype.type, "F32"), "shape": list(v.shape), "meaning": GOLDEN_DOC[k]}
+        "golden": {k: {"dtype": {np.int32: "I32"}.get(v.dtype.type, "F32"), "shape": list(v.shape),
+                       "meaning": GOLDEN_DOC_WINDOW_ENTROPY if k == "entropy" and windowed else GOLDEN_DOC[k]}
                    for k, v in golden.items()},
         "reference": "scripts/reference/llama_reference.py, float64 throughout (RMSNorm, RoPE angles, softmax), "
-                     "weights are the float32 checkpoint values, result rounded to float32",
+                     "weights are the float32 checkpoint values, result rounded to float32"
+                     + ("; the sliding window is a mask on the logits (-inf outside i-W < j <= i) before the softmax"
+                        if windowed else ""),
         "tolerance": {
             "reference_float32_vs_float64": f32err,
             "sensitivity_logits_max_abs": sens,
@@ -704,7 +757,13 @@ def build_case(idx: int, case: dict, do_crosscheck: bool, lines: list[str]) -> d
                      "logits move under some plausible engine mistakes, from our reference).",
         },
     }
-    if case["model_type"] == "llama" and "none" in cfg.positions:
+    if case["model_type"] == "llama" and "none" in cfg.positions and windowed:
+        info["transformers_note"] = ("transformers ignores nopekit_position, layer_types and sliding_window here: "
+                                     "LlamaForCausalLM loads this folder as a RoPE model with global attention on "
+                                     "every layer. The same model in transformers is SmolLM3ForCausalLM with "
+                                     "no_rope_layers 0 on the NoPE layers, use_sliding_window true and the same "
+                                     "layer_types and sliding_window (used by the cross-check).")
+    elif case["model_type"] == "llama" and "none" in cfg.positions:
         info["transformers_note"] = ("transformers ignores nopekit_position: LlamaForCausalLM loads this folder as a "
                                      "RoPE model. The same model in transformers is SmolLM3ForCausalLM with "
                                      "no_rope_layers all 0 (used by the cross-check).")
@@ -732,11 +791,23 @@ def build_case(idx: int, case: dict, do_crosscheck: bool, lines: list[str]) -> d
     return info
 
 
+def set_out(path: Path) -> None:
+    global OUT
+    OUT = path.resolve()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--no-crosscheck", action="store_true", help="skip the transformers cross-check")
     ap.add_argument("--only", nargs="*", help="case names (default: all)")
+    ap.add_argument("--out", type=Path, help=f"output folder (default {OUT.relative_to(REPO)}), e.g. a scratch "
+                                             "folder to compare a full run with the committed fixtures")
     args = ap.parse_args()
+    unknown = set(args.only or []) - {c["name"] for c in CASES}
+    if unknown:
+        ap.error(f"unknown case(s): {', '.join(sorted(unknown))}")
+    if args.out is not None:
+        set_out(args.out)
     import transformers
 
     transformers.utils.logging.disable_progress_bar()
@@ -753,14 +824,17 @@ def main() -> int:
         "hf32 sdpa: transformers in float32 with attn_implementation='sdpa'.",
         "",
     ]
+    header = len(lines)
     for i, case in enumerate(CASES):
         if args.only and case["name"] not in args.only:
             continue
         build_case(i, case, not args.no_crosscheck, lines)
     if not args.no_crosscheck and not args.only:
         (OUT / "crosscheck.txt").write_text("\n".join(lines) + "\n")
+    elif not args.no_crosscheck:  # a partial run leaves crosscheck.txt alone and shows its sections here
+        print("\n".join(lines[header:]))
     total = sum(f.stat().st_size for f in OUT.rglob("*") if f.is_file())
-    print(f"total {total / 1024:.0f} KiB in {OUT.relative_to(REPO)}")
+    print(f"total {total / 1024:.0f} KiB in {OUT.relative_to(REPO) if OUT.is_relative_to(REPO) else OUT}")
     return 0
 
 

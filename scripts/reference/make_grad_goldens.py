@@ -3,14 +3,16 @@
 Run from the repository root (overwrites what it generates; needs torch,
 ``pip install -r scripts/reference/requirements-torch.txt``)::
 
-    .venv/bin/python scripts/reference/make_grad_goldens.py [--no-crosscheck] [--only CASE ...]
+    .venv/bin/python scripts/reference/make_grad_goldens.py [--no-crosscheck] [--only CASE ...] [--out DIR]
 
 For every case it builds a tiny random Llama-family model (same weight recipe as
 ``make_engine_goldens.py``) and writes ``fixtures/grads/<case>/``:
 
 ``config.json`` + ``model.safetensors``
     A Hugging Face checkpoint, same format as ``fixtures/engine`` (F32, HF names, [out, in]; tied
-    models have no ``lm_head.weight``; NoPE layers stated by ``"nopekit_position"``).
+    models have no ``lm_head.weight``; NoPE layers stated by ``"nopekit_position"``; sliding windows
+    by ``"layer_types"`` + ``"sliding_window"``; q/k-norm by ``model_type`` ``"qwen3"``, whose
+    ``attention_bias`` covers q, k, v and o; MLP biases by ``"mlp_bias"``).
 ``golden.safetensors``
     ``input_ids`` I32 [B, T]; ``lambda`` F32 [L, H]; ``loss`` F32 [] = mean cross-entropy (nats) over
     all B*(T-1) next-token predictions; ``grad.<hf name>`` F32 (same shape as the weight) = d loss /
@@ -26,9 +28,13 @@ With crosscheck on (default) it writes ``fixtures/grads/crosscheck.txt``:
 
 - every gradient against central finite differences (fourth-order stencil, float64) on a few
   coordinates per tensor (the coordinate with the largest |grad| plus random ones);
-- the lambda identity d loss / d lambda[l, h] = (1 / lambda[l, h]) * sum over the q_proj rows r of
-  head h and inputs i of W_q[r, i] * grad W_q[r, i] (valid without q-norm: lambda scales a linear
-  function of W_q; RoPE is linear so the order does not matter);
+- the lambda identity d loss / d lambda[l, h] = (1 / lambda[l, h]) * (sum over the q_proj rows r of
+  head h and inputs i of W_q[r, i] * grad W_q[r, i], plus sum over those rows of b_q[r] * grad b_q[r]
+  when q_proj has a bias) (valid without q-norm: lambda scales the affine map W_q x + b_q as a whole;
+  RoPE is linear so the order does not matter). With q-norm the norm removes any scale of W_q, and
+  lambda multiplies the q-norm output, whose weight w (size head_dim) all heads share: scaling w by c
+  equals scaling every lambda[l, :] by c, so per layer sum_h lambda[l, h] * d loss / d lambda[l, h] =
+  sum_d w[d] * d loss / d w[d];
 - what a correct float32 backward lands at: the same autograd run in float32 (torch CPU) against
   the float64 golden.
 
@@ -77,6 +83,19 @@ CASES = [
          what="Llama, 4 heads / 2 KV heads (head_dim 8), every layer NoPE, T = 70 (several attention tiles), "
               "untied, lambda != 1",
          hidden=32, layers=2, heads=4, kv_heads=2, intermediate=64, T=70, positions=["none", "none"], lam=True),
+    dict(name="qknorm_bias_lambda",
+         what="Qwen3-style per-head q/k RMSNorm (q_norm/k_norm weights [head_dim], before RoPE; lambda after it), "
+              "4 heads / 2 KV heads (head_dim 8), every layer NoPE, attention_bias (q, k, v and o biases) and "
+              "mlp_bias (gate, up, down biases), untied, lambda != 1",
+         model_type="qwen3", hidden=32, layers=2, heads=4, kv_heads=2, intermediate=64, T=19,
+         positions=["none", "none"], lam=True, qk_norm=True, attention_bias=True, mlp_bias=True),
+    dict(name="window_hybrid_lambda",
+         what="Llama, 4 layers, 4 heads / 2 KV heads (head_dim 8): layers 0 and 2 RoPE theta 10000 with a sliding "
+              "window of 8 keys (query i sees keys i-7..i), layers 1 and 3 NoPE with global causal attention "
+              "(nopekit_position \"layers:1,3\", layer_types + sliding_window 8), T = 40 > window, untied, "
+              "lambda != 1",
+         hidden=32, layers=4, heads=4, kv_heads=2, intermediate=64, T=40, positions=["rope", "none", "rope", "none"],
+         windows=[8, None, 8, None], lam=True),
 ]
 
 
@@ -84,11 +103,38 @@ def ref_config(case: dict) -> ref.RefConfig:
     return ref.RefConfig(vocab=VOCAB, hidden=case["hidden"], layers=case["layers"], heads=case["heads"],
                          kv_heads=case["kv_heads"], head_dim=case["hidden"] // case["heads"],
                          intermediate=case["intermediate"], norm_eps=1e-5, tied=case.get("tied", False),
-                         positions=list(case["positions"]), rope=ref.RopeSpec(theta=10000.0))
+                         attention_bias=case.get("attention_bias", False), mlp_bias=case.get("mlp_bias", False),
+                         qk_norm=case.get("qk_norm", False), positions=list(case["positions"]),
+                         rope=ref.RopeSpec(theta=10000.0), windows=list(case.get("windows", [])))
+
+
+def windows_from_json(conf: dict, L: int) -> list[int | None]:
+    """Per-layer sliding windows as nopekit decodes them (``ModelConfig.decodeWindows``, as transformers
+    assigns them): ``layer_types`` where given ("sliding_attention" layers get ``sliding_window``, any
+    other type is global), for any model type; otherwise Mistral's ``sliding_window`` on every layer, and
+    Qwen 2/3 / SmolLM3's on layers >= ``max_window_layers`` when ``use_sliding_window``. [] = all global."""
+    window = conf.get("sliding_window")
+    types = conf.get("layer_types")
+    if types is not None:
+        if len(types) != L:
+            raise ValueError(f"layer_types names {len(types)} layers, the model has {L}")
+        if "sliding_attention" in types and not window:
+            raise ValueError("layer_types has sliding_attention layers but no sliding_window size")
+        return [window if t == "sliding_attention" else None for t in types]
+    if not window:
+        return []
+    mt = conf.get("model_type")
+    if mt == "mistral":
+        return [window] * L
+    if mt in ("qwen2", "qwen3", "smollm3") and conf.get("use_sliding_window"):
+        first = max(0, conf.get("max_window_layers") or 0)
+        return [window if i >= first else None for i in range(L)]
+    return []
 
 
 def config_from_json(conf: dict) -> ref.RefConfig:
-    """RefConfig of one of our folders (Llama config.json with nopekit_position)."""
+    """RefConfig of one of our folders (Llama or Qwen3 config.json with nopekit_position, optional
+    layer_types + sliding_window)."""
     L = conf["num_hidden_layers"]
     np_ = conf.get("nopekit_position", "rope")
     if np_ == "rope":
@@ -108,7 +154,9 @@ def config_from_json(conf: dict) -> ref.RefConfig:
                          head_dim=conf["head_dim"], intermediate=conf["intermediate_size"],
                          norm_eps=conf["rms_norm_eps"], tied=conf["tie_word_embeddings"],
                          attention_bias=conf.get("attention_bias", False), mlp_bias=conf.get("mlp_bias", False),
-                         positions=positions, rope=ref.RopeSpec(theta=conf.get("rope_theta", 10000.0)))
+                         qk_norm=conf.get("model_type") == "qwen3" or bool(conf.get("use_qk_norm", False)),
+                         positions=positions, rope=ref.RopeSpec(theta=conf.get("rope_theta", 10000.0)),
+                         windows=windows_from_json(conf, L))
 
 
 def load_case(folder: Path):
@@ -196,15 +244,40 @@ def fd_check(cfg, W: dict[str, np.ndarray], ids, lam, grads: dict, g_lam, rng: n
 
 
 def lambda_identity(cfg, W: dict[str, np.ndarray], lam: np.ndarray, grads: dict, g_lam) -> float:
-    """max |dL/dlam - (1/lam) sum_{rows of head h} W_q * dL/dW_q| / max|dL/dlam|."""
+    """Without q-norm: max |dL/dlam - (1/lam) (sum_{rows of head h} W_q * dL/dW_q [+ b_q * dL/db_q])| / max|dL/dlam|.
+
+    With q-norm (``qk_norm_lambda_identity``): per layer, sum_h lam * dL/dlam against q_norm.w . dL/dq_norm.w."""
+    if cfg.qk_norm:
+        return qk_norm_lambda_identity(cfg, W, lam, grads, g_lam)
     worst = 0.0
     for li in range(cfg.layers):
         k = f"model.layers.{li}.self_attn.q_proj.weight"
         wq = torch.tensor(W[k], dtype=torch.float64).view(cfg.heads, cfg.head_dim, -1)
         gq = grads[k].view(cfg.heads, cfg.head_dim, -1)
-        pred = (wq * gq).sum((1, 2)) / torch.tensor(lam[li], dtype=torch.float64)
+        s = (wq * gq).sum((1, 2))
+        kb = f"model.layers.{li}.self_attn.q_proj.bias"
+        if kb in W:  # lambda scales W_q x + b_q, so the bias joins the sum
+            s = s + (torch.tensor(W[kb], dtype=torch.float64).view(cfg.heads, cfg.head_dim)
+                     * grads[kb].view(cfg.heads, cfg.head_dim)).sum(1)
+        pred = s / torch.tensor(lam[li], dtype=torch.float64)
         worst = max(worst, float((pred - g_lam[li]).abs().max()))
     return worst / float(g_lam.abs().max())
+
+
+def qk_norm_lambda_identity(cfg, W: dict[str, np.ndarray], lam: np.ndarray, grads: dict, g_lam) -> float:
+    """q = lam[h] * rope(rmsnorm(q_raw[h]) * w), w = q_norm.weight shared by all heads. The norm makes
+    the loss blind to the scale of W_q and b_q, but w -> c w has the same effect as lam[l, :] -> c lam[l, :],
+    so d/dc at c = 1 gives, per layer, sum_h lam[l, h] dL/dlam[l, h] = sum_d w[d] dL/dw[d].
+    Returns max over layers |lhs - rhs| / max over layers sum_h |lam[l, h] dL/dlam[l, h]|."""
+    lam64 = torch.tensor(lam, dtype=torch.float64)
+    worst, scale = 0.0, 0.0
+    for li in range(cfg.layers):
+        k = f"model.layers.{li}.self_attn.q_norm.weight"
+        rhs = float((torch.tensor(W[k], dtype=torch.float64) * grads[k]).sum())
+        lhs = float((lam64[li] * g_lam[li]).sum())
+        worst = max(worst, abs(lhs - rhs))
+        scale = max(scale, float((lam64[li] * g_lam[li]).abs().sum()))
+    return worst / scale
 
 
 def save_safetensors(path: Path, tensors: dict[str, np.ndarray]) -> None:
@@ -242,7 +315,7 @@ def build_case(idx: int, case: dict, do_crosscheck: bool, lines: list[str]) -> N
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    mcase = {"model_type": "llama"}
+    mcase = {"model_type": case.get("model_type", "llama")}
     meg.write_json(folder / "config.json", meg.config_json(mcase, cfg))
     meg.save_safetensors(folder / "model.safetensors", W)
     golden = {"input_ids": ids, "lambda": lam, "loss": np.array(float(loss), dtype=np.float32)}
@@ -264,8 +337,10 @@ def build_case(idx: int, case: dict, do_crosscheck: bool, lines: list[str]) -> N
         return
 
     lines.append(f"{name}: {case['what']}")
+    flags = "".join(f" {k}" for k in ("attention_bias", "mlp_bias", "qk_norm") if getattr(cfg, k))
     lines.append(f"  B={BATCH} T={case['T']} V={VOCAB} D={cfg.hidden} L={cfg.layers} H={cfg.heads} KV={cfg.kv_heads} "
-                 f"hd={cfg.head_dim} I={cfg.intermediate} positions={cfg.positions} seed={seed}")
+                 f"hd={cfg.head_dim} I={cfg.intermediate} positions={cfg.positions} seed={seed}"
+                 + (f" windows={cfg.windows}" if cfg.windows else "") + flags)
     lines.append(f"  loss (float64) = {float(loss):.15f}")
     fd_rng = np.random.default_rng(seed + 500)
     rows = fd_check(cfg, W, ids, lam, grads, g_lam, fd_rng)
@@ -278,8 +353,15 @@ def build_case(idx: int, case: dict, do_crosscheck: bool, lines: list[str]) -> N
     lines.append(f"  => max rel err over {sum(r[1] for r in rows)} coordinates: {worst[2]:.2e} ({worst[0]}); "
                  f"max abs err {max(r[3] for r in rows):.2e}")
     li = lambda_identity(cfg, W, lam, grads, g_lam)
-    lines.append(f"  lambda identity dL/dlam[l,h] = sum_(head h rows) W_q*dL/dW_q / lam[l,h]: "
-                 f"max|d| / max|dL/dlam| = {li:.2e}")
+    if cfg.qk_norm:
+        lines.append(f"  lambda identity (q-norm) sum_h lam[l,h]*dL/dlam[l,h] = sum_d q_norm.w[d]*dL/dq_norm.w[d] per layer: "
+                     f"max|d| / max_l sum_h |lam*dL/dlam| = {li:.2e}")
+    elif cfg.attention_bias:
+        lines.append(f"  lambda identity dL/dlam[l,h] = (sum_(head h rows) W_q*dL/dW_q + b_q*dL/db_q) / lam[l,h]: "
+                     f"max|d| / max|dL/dlam| = {li:.2e}")
+    else:
+        lines.append(f"  lambda identity dL/dlam[l,h] = sum_(head h rows) W_q*dL/dW_q / lam[l,h]: "
+                     f"max|d| / max|dL/dlam| = {li:.2e}")
 
     loss32, grads32, g_lam32 = loss_and_grads(cfg, W, ids, lam, torch.float32)
     rel = {k: float((grads32[k].double() - grads[k]).abs().max() / grads[k].abs().max()) for k in grads}
@@ -292,11 +374,23 @@ def build_case(idx: int, case: dict, do_crosscheck: bool, lines: list[str]) -> N
     print(f"  fd max rel {worst[2]:.2e}, lambda identity {li:.2e}, f32 {rel[wk]:.2e}", flush=True)
 
 
+def set_out(path: Path) -> None:
+    global OUT
+    OUT = path.resolve()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--no-crosscheck", action="store_true", help="skip the finite-difference cross-check")
     ap.add_argument("--only", nargs="*", help="case names (default: all)")
+    ap.add_argument("--out", type=Path, help=f"output folder (default {OUT.relative_to(REPO)}), e.g. a scratch "
+                                             "folder to compare a full run with the committed fixtures")
     args = ap.parse_args()
+    unknown = set(args.only or []) - {c["name"] for c in CASES}
+    if unknown:
+        ap.error(f"unknown case(s): {', '.join(sorted(unknown))}")
+    if args.out is not None:
+        set_out(args.out)
     OUT.mkdir(parents=True, exist_ok=True)
     lines = [
         f"Cross-check of fixtures/grads goldens ({MADE_BY}), torch {torch.__version__}, 1 thread.",
@@ -309,14 +403,17 @@ def main() -> int:
         "float32 line: the same autograd run in float32 (torch CPU); the error a correct float32 backward makes.",
         "",
     ]
+    header = len(lines)
     for i, case in enumerate(CASES):
         if args.only and case["name"] not in args.only:
             continue
         build_case(i, case, not args.no_crosscheck, lines)
     if not args.no_crosscheck and not args.only:
         (OUT / "crosscheck.txt").write_text("\n".join(lines))
+    elif not args.no_crosscheck:  # a partial run leaves crosscheck.txt alone and shows its sections here
+        print("\n".join(lines[header:]))
     total = sum(f.stat().st_size for f in OUT.rglob("*") if f.is_file())
-    print(f"total {total / 1024:.0f} KiB in {OUT.relative_to(REPO)}")
+    print(f"total {total / 1024:.0f} KiB in {OUT.relative_to(REPO) if OUT.is_relative_to(REPO) else OUT}")
     return 0
 
 

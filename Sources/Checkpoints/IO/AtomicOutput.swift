@@ -19,9 +19,10 @@ public final class AtomicOutput {
     public let kind: Kind
     private var committed = false
 
-    /// Reserves `finalPath`. Fails if it exists (a non-empty folder, or any file), or if its
-    /// parent folder does not exist.
-    public init(finalPath: String, kind: Kind) throws {
+    /// Reserves `finalPath`. Fails if it exists (a non-empty folder, or any file, unless
+    /// `replacing` a file: a state file that is rewritten as a whole), or if its parent folder
+    /// does not exist.
+    public init(finalPath: String, kind: Kind, replacing: Bool = false) throws {
         let fm = FileManager.default
         let url = URL(fileURLWithPath: finalPath).standardizedFileURL
         self.finalPath = url.path
@@ -30,7 +31,8 @@ public final class AtomicOutput {
         if fm.fileExists(atPath: url.path, isDirectory: &isDir) {
             let emptyDir = isDir.boolValue && kind == .directory
                 && ((try? fm.contentsOfDirectory(atPath: url.path))?.isEmpty ?? false)
-            if !emptyDir { throw FileError.outputExists(path: url.path) }
+            let replaceable = replacing && kind == .file && !isDir.boolValue
+            if !emptyDir && !replaceable { throw FileError.outputExists(path: url.path) }
         }
         let parent = url.deletingLastPathComponent().path
         guard fm.fileExists(atPath: parent, isDirectory: &isDir), isDir.boolValue else {
@@ -62,6 +64,15 @@ public final class AtomicOutput {
             throw FileError.cannotWrite(path: finalPath, reason: reason)
         }
         committed = true
+    }
+
+    /// Writes a whole small file atomically: temporary name, fdatasync, rename.
+    public static func write(_ bytes: [UInt8], to path: String, replacing: Bool = false) throws {
+        let output = try AtomicOutput(finalPath: path, kind: .file, replacing: replacing)
+        let writer = try OutputFile(creating: output.temporaryPath)
+        try writer.write(bytes)
+        try writer.finish()
+        try output.commit()
     }
 
     /// Removes the partial output (idempotent).

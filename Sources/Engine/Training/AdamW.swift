@@ -52,30 +52,41 @@ public final class AdamW {
         var sumSquares = 0.0
         for name in names { for x in g.tensor(name) ?? [] { sumSquares += Double(x) * Double(x) } }
         let norm = sumSquares.squareRoot()
-        let clip = min(1, s.clipNorm / (norm + 1e-6))  // torch's clip_grad_norm_
-        let c1 = 1 - pow(s.beta1, Double(step)), c2 = 1 - pow(s.beta2, Double(step))
+        let clip = Self.clipFactor(norm: norm, s)
         for (name, shape) in p.tensorList {
             guard let grad = g.tensor(name) else { continue }
             let decay = shape.count >= 2 ? lr * s.weightDecay : 0
             m.withTensor(name) { mt in
                 v.withTensor(name) { vt in
                     p.withTensor(name) { pt in
-                        for i in 0..<pt.count {
-                            let gi = Double(grad[i]) * clip
-                            let mi = s.beta1 * Double(mt[i]) + (1 - s.beta1) * gi
-                            let vi = s.beta2 * Double(vt[i]) + (1 - s.beta2) * gi * gi
-                            mt[i] = Float(mi)
-                            vt[i] = Float(vi)
-                            var w = Double(pt[i]) * (1 - decay)
-                            w -= lr * (mi / c1) / ((vi / c2).squareRoot() + s.epsilon)
-                            pt[i] = Float(w)
-                        }
+                        Self.updateElements(&pt, grad, &mt, &vt, clip: clip, learningRate: lr, decay: decay, step: step, s)
                     }
                 }
             }
         }
         return (lr, norm)
     }
+
+    /// The update of one tensor (every optimiser in nopekit runs this loop):
+    ///     m ← β1·m + (1−β1)·g·clip,  v ← β2·v + (1−β2)·(g·clip)²,
+    ///     p ← p·(1 − decay) − lr · (m / (1−β1ᵗ)) / (sqrt(v / (1−β2ᵗ)) + ε)
+    public static func updateElements(_ p: inout [Float], _ g: [Float], _ m: inout [Float], _ v: inout [Float], clip: Double,
+                                      learningRate lr: Double, decay: Double, step: Int, _ s: Settings) {
+        let c1 = 1 - pow(s.beta1, Double(step)), c2 = 1 - pow(s.beta2, Double(step))
+        for i in 0..<p.count {
+            let gi = Double(g[i]) * clip
+            let mi = s.beta1 * Double(m[i]) + (1 - s.beta1) * gi
+            let vi = s.beta2 * Double(v[i]) + (1 - s.beta2) * gi * gi
+            m[i] = Float(mi)
+            v[i] = Float(vi)
+            var w = Double(p[i]) * (1 - decay)
+            w -= lr * (mi / c1) / ((vi / c2).squareRoot() + s.epsilon)
+            p[i] = Float(w)
+        }
+    }
+
+    /// The clipping factor torch's `clip_grad_norm_` applies for a gradient of norm `norm`.
+    public static func clipFactor(norm: Double, _ s: Settings) -> Double { min(1, s.clipNorm / (norm + 1e-6)) }
 
     /// Optimiser state for a checkpoint: first and second moments, step.
     public var state: (step: Int, m: Parameters, v: Parameters) { (step, m, v) }

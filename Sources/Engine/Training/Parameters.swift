@@ -47,20 +47,31 @@ public struct Parameters: ModelWeightSource {
         }
     }
 
-    /// HF names and shapes in a fixed order (embedding, layers, norm, head).
+    /// HF names and shapes in a fixed order (embedding, layers, norm, head); a layer's biases
+    /// and q/k norms are listed where it has them.
     public var tensorList: [(name: String, shape: [Int])] {
         let c = config, D = c.hidden, E = c.headDim, H = c.heads, G = c.kvHeads, F = c.intermediate
         var list: [(String, [Int])] = [("model.embed_tokens.weight", [c.vocab, D])]
-        for l in 0..<c.layers {
+        for (l, w) in layers.enumerated() {
             let p = "model.layers.\(l)."
             list += [(p + "input_layernorm.weight", [D]), (p + "self_attn.q_proj.weight", [H * E, D]),
                      (p + "self_attn.k_proj.weight", [G * E, D]), (p + "self_attn.v_proj.weight", [G * E, D]),
                      (p + "self_attn.o_proj.weight", [D, H * E]), (p + "post_attention_layernorm.weight", [D]),
                      (p + "mlp.gate_proj.weight", [F, D]), (p + "mlp.up_proj.weight", [F, D]), (p + "mlp.down_proj.weight", [D, F])]
+            for (part, path, shape) in Self.optionalParts(E: E, H: H, G: G, D: D, F: F) where w[keyPath: path] != nil {
+                list.append((p + part, shape))
+            }
         }
         list.append(("model.norm.weight", [D]))
         if lmHead != nil { list.append(("lm_head.weight", [c.vocab, D])) }
         return list
+    }
+
+    /// The tensors a layer may or may not have: HF name, field, shape.
+    static func optionalParts(E: Int, H: Int, G: Int, D: Int, F: Int) -> [(String, WritableKeyPath<LayerWeights, [Float]?>, [Int])] {
+        [("self_attn.q_proj.bias", \.bq, [H * E]), ("self_attn.k_proj.bias", \.bk, [G * E]), ("self_attn.v_proj.bias", \.bv, [G * E]),
+         ("self_attn.o_proj.bias", \.bo, [D]), ("self_attn.q_norm.weight", \.qNorm, [E]), ("self_attn.k_norm.weight", \.kNorm, [E]),
+         ("mlp.gate_proj.bias", \.bGate, [F]), ("mlp.up_proj.bias", \.bUp, [F]), ("mlp.down_proj.bias", \.bDown, [D])]
     }
 
     /// Reads or writes the tensor called `name` through `body`.
@@ -75,7 +86,8 @@ public struct Parameters: ModelWeightSource {
         }
         let parts = name.split(separator: ".")
         guard parts.count >= 5, parts[0] == "model", parts[1] == "layers", let l = Int(parts[2]), layers.indices.contains(l) else { return nil }
-        switch parts[3...].joined(separator: ".") {
+        let part = parts[3...].joined(separator: ".")
+        switch part {
         case "input_layernorm.weight": return try body(&layers[l].attnNorm)
         case "self_attn.q_proj.weight": return try body(&layers[l].wq)
         case "self_attn.k_proj.weight": return try body(&layers[l].wk)
@@ -85,7 +97,10 @@ public struct Parameters: ModelWeightSource {
         case "mlp.gate_proj.weight": return try body(&layers[l].wGate)
         case "mlp.up_proj.weight": return try body(&layers[l].wUp)
         case "mlp.down_proj.weight": return try body(&layers[l].wDown)
-        default: return nil
+        default:
+            guard let (_, path, _) = Self.optionalParts(E: 0, H: 0, G: 0, D: 0, F: 0).first(where: { $0.0 == part }),
+                  layers[l][keyPath: path] != nil else { return nil }
+            return try body(&layers[l][keyPath: path]!)
         }
     }
 

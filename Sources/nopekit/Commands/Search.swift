@@ -1,0 +1,156 @@
+import ArgumentParser
+import Checkpoints
+import Engine
+import Foundation
+import TemperatureSearch
+import Tokenizers
+
+/// `nopekit search`: compute the per-head temperatures of a model at a target length.
+struct SearchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "search",
+        abstract: "Search per-head softmax temperatures (scales s_h) that extend a model to --target-length.",
+        discussion: """
+            Methods: headscale (the paper's: gradient descent on the loss at the target length, \
+            every weight frozen), uniform (one scale for all searched heads, golden-section search \
+            on the held-out loss), entropy (EXPERIMENTAL, forward only: match each head's \
+            normalised attention entropy at the target length to its value at the training length). \
+            By default only NoPE layers are searched. The table records the held-out loss before \
+            and after at the target and the training length.
+            """)
+
+    enum Schedule: String, ExpressibleByArgument, CaseIterable { case paper, fast }
+    enum Granularity: String, ExpressibleByArgument, CaseIterable { case head, layer }
+
+    @Argument(help: "Model folder, .safetensors or .gguf file.")
+    var model: String
+
+    @Option(name: .long, help: "headscale, uniform or entropy (experimental).")
+    var method: String = "headscale"
+
+    @Option(name: .long, help: "Calibration data: UTF-8 text, JSONL with a \"text\" field, or a token file (.tokens/.bin/.json).")
+    var data: String
+
+    @Option(name: .customLong("target-length"), help: "The length to extend the model to.")
+    var targetLength: Int
+
+    @Option(name: .customLong("training-length"), help: "The length the model was trained at (default: config max_position_embeddings).")
+    var trainingLength: Int?
+
+    @Option(name: .long, help: "Output table (*.temps.json); must not exist unless --resume.")
+    var out: String
+
+    @Option(name: .long, help: "Layers to search: nope (default), all, or a list such as 1,3.")
+    var layers: String = "nope"
+
+    @Option(name: .long, help: "head (one scale per head) or layer (heads of a layer tied; the default for a q-norm shared by all heads).")
+    var granularity: Granularity?
+
+    @Option(name: .long, help: "headscale's starting scale, or 'uniform' to start from the uniform search's answer.")
+    var `init`: String = "1.6"
+
+    @Option(name: .long, help: "Peak learning rate (headscale).")
+    var lr: Double?
+
+    @Option(name: .long, help: "Optimiser steps (headscale).")
+    var steps: Int?
+
+    @Option(name: .long, help: "Sequences per step (headscale; gradient accumulation).")
+    var batch: Int?
+
+    @Option(name: .customLong("min-scale"), help: "The focus constraint: every scale stays ≥ this.")
+    var minScale: Float = 1
+
+    @Option(name: .customLong("max-scale"), help: "Upper bound of the entropy bisection.")
+    var maxScale: Float = 4
+
+    @Option(name: .long, help: "paper (200 steps × 8 sequences) or fast (the cheaper schedule measured in docs/benchmarks.md). --steps/--batch override either.")
+    var schedule: Schedule = .paper
+
+    @Option(name: .long, help: "Random seed (data order).")
+    var seed: UInt64 = 314
+
+    @Option(name: .customLong("eval-sequences"), help: "Held-out windows per loss report.")
+    var evalSequences: Int = 8
+
+    @Flag(name: .long, help: "Continue a headscale search from OUT.state.json.")
+    var resume = false
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var compute: ComputeOptions
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var runtime: RuntimeOptions
+
+    /// The fast schedule: measured on the bundled organism (docs/benchmarks.md).
+    static let fastSchedule = (steps: 60, batch: 4, lr: 0.1)
+
+    func validate() throws {
+        guard Search.Method(rawValue: method) != nil else { throw ValidationError("--method must be headscale, uniform or entropy") }
+        guard targetLength >= 16 else { throw ValidationError("--target-length must be at least 16") }
+        if let trainingLength, trainingLength < 2 { throw ValidationError("--training-length must be at least 2") }
+        guard `init` == "uniform" || (Float(`init`).map { $0 > 0 } ?? false) else { throw ValidationError("--init must be a positive number or 'uniform'") }
+        if let steps, steps < 1 { throw ValidationError("--steps must be at least 1") }
+        if let batch, batch < 1 { throw ValidationError("--batch must be at least 1") }
+        if let lr, !(lr > 0) { throw ValidationError("--lr must be positive") }
+        guard minScale > 0, maxScale > minScale else { throw ValidationError("need 0 < --min-scale < --max-scale") }
+        guard evalSequences >= 1 else { throw ValidationError("--eval-sequences must be at least 1") }
+        if !resume && FileManager.default.fileExists(atPath: out) { throw ValidationError("\(out) exists; choose another --out (or --resume)") }
+    }
+
+    func run() throws {
+        let checkpoint = try Checkpoint.open(model, position: try modelOptions.positionSpec)
+        let config = try checkpoint.requireConfig()
+        guard let training = trainingLength ?? config.maxPositionEmbeddings else {
+            throw ValidationError("the config has no max_position_embeddings; give --training-length")
+        }
+        let searched: [Int]
+        switch layers {
+        case "nope":
+            searched = SearchProblem.defaultLayers(config)
+            guard !searched.isEmpty else {
+                throw ValidationError("\(model) has no NoPE layers (positions: \(PositionSpec.describe(config.positions))); pass --layers all to search RoPE layers, or --position if the config is wrong")
+            }
+        case "all":
+            searched = Array(0..<config.layers)
+        default:
+            let list = layers.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !list.isEmpty, list.allSatisfy({ $0 != nil && (0..<config.layers).contains($0!) }) else {
+                throw ValidationError("--layers must be nope, all or a list of layers in 0..<\(config.layers)")
+            }
+            searched = list.map { $0! }
+        }
+        var level: SearchProblem.Granularity = granularity == .layer ? .layer : .head
+        if config.qkNorm && granularity == nil {
+            level = .layer
+            Terminal.note("this model's q-norm weight is shared by all heads of a layer, so only a per-layer temperature can be baked into it: searching with --granularity layer")
+        }
+        let tokenizer = try? Tokenizer.load(checkpoint.format == .gguf ? checkpoint.path : checkpoint.folder)
+        let data = try CalibrationData.load(self.data, tokenizer: tokenizer, bos: tokenizer?.bosID ?? config.bosTokenID)
+        let engine = try LlamaModel(store: checkpoint.store, config: config, policy: .streaming, threads: compute.threads)
+        let problem = try SearchProblem(model: engine, data: data, searchedLayers: searched, granularity: level,
+                                        targetLength: targetLength, trainingLength: training, evalSequences: evalSequences)
+        var request = Search.Request()
+        request.method = Search.Method(rawValue: method)!
+        if request.method == .entropy {
+            Terminal.warn("--method entropy is experimental: compare its held-out loss with headscale and uniform before using it")
+        }
+        let fast = schedule == .fast
+        request.headscale.steps = steps ?? (fast ? Self.fastSchedule.steps : 200)
+        request.headscale.batch = batch ?? (fast ? Self.fastSchedule.batch : 8)
+        request.headscale.learningRate = lr ?? (fast ? Self.fastSchedule.lr : 0.1)
+        request.headscale.minScale = minScale
+        request.headscale.seed = seed
+        request.schedule = schedule.rawValue
+        request.initialScale = `init` == "uniform" ? nil : Float(`init`)!
+        request.maxScale = maxScale
+        request.statePath = out + ".state.json"
+        request.resume = resume
+        request.source = checkpoint.path
+        request.sourceSHA256 = try SHA256.checkpoint(files: checkpoint.store.tensors.map(\.file))
+        let table = try Search.run(problem, request) { Terminal.info($0) }
+        try AtomicOutput.write(Array((JSONWriter.pretty(table.json, sortKeys: false) + "\n").utf8), to: out, replacing: resume)
+        try? FileManager.default.removeItem(atPath: request.statePath!)
+        Terminal.info("wrote \(out)")
+        if output.json { Terminal.output(JSONWriter.pretty(table.json, sortKeys: false)) }
+    }
+}
