@@ -18,7 +18,8 @@ public final class SearchProblem {
     /// Held-out windows for each reported loss.
     public let evalSequences: Int
     let backprop: Backprop
-    /// Keep every activation when that fits this many bytes, else recompute (checkpointing).
+    /// Activations beyond the weights may take this many bytes: the backward keeps all of
+    /// them, or the attention half, or recomputes, whichever is fastest within it.
     public var activationBudget = 2 << 30
 
     public var config: ModelConfig { model.config }
@@ -81,9 +82,8 @@ public final class SearchProblem {
         let c = config
         let searched = (0..<c.layers).map { searchedLayers.contains($0) }
         let lowest = searchedLayers[0]
-        let keep = backprop.activationBytes(sequences: 1, length: sequence.count, searchedFrom: lowest, .keep) <= activationBudget
-        let r = try backprop.lossAndTemperatureGradient(model, tokens: [sequence], lambda: scales(s), searched: searched,
-                                                        activations: keep ? .keep : .recompute)
+        let policy = backprop.activations(sequences: 1, length: sequence.count, searchedFrom: lowest, budget: activationBudget)
+        let r = try backprop.lossAndTemperatureGradient(model, tokens: [sequence], lambda: scales(s), searched: searched, activations: policy)
         var g = [Float](repeating: 0, count: count)
         for (i, l) in searchedLayers.enumerated() {
             if granularity == .head {

@@ -10,8 +10,9 @@ struct Nopekit: ParsableCommand {
         discussion: """
             Reads safetensors checkpoints (single files and sharded Hugging Face folders) and \
             GGUF files, converts between float types and shard sizes, tokenizes with the \
-            model's own tokenizer, and checks the machine's BLAS set-up. Temperature search, \
-            baking and verification come with later releases.
+            model's own tokenizer, searches per-head temperatures that extend a model beyond \
+            its training length, and checks the machine's BLAS set-up. Baking and verification \
+            come with later releases.
             """,
         version: version,
         subcommands: [Inspect.self, Convert.self, Tokenize.self, Score.self, SearchCommand.self, CorpusCommand.self, Pretrain.self, Doctor.self, Bench.self])

@@ -91,6 +91,22 @@ import Testing
         let c = try decode(text)
         #expect(c.positions == [.rope, .rope, .rope, .none])
         #expect(c.tiedEmbeddings)
+        #expect(c.attentionWindows == [4096, 4096, 4096, nil])  // Cohere2Config's default window
+    }
+
+    /// Sliding windows as transformers assigns them per family.
+    @Test func slidingWindows() throws {
+        let base = #""hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 128, "vocab_size": 100"#
+        #expect(try decode(#"{"model_type": "mistral", \#(base), "sliding_window": 16}"#).attentionWindows == [16, 16, 16, 16])
+        #expect(try decode(#"{"model_type": "mistral", \#(base), "sliding_window": null}"#).attentionWindows == [])
+        #expect(try decode(#"{"model_type": "qwen2", \#(base), "sliding_window": 16, "use_sliding_window": false}"#).attentionWindows == [])
+        #expect(try decode(#"{"model_type": "qwen2", \#(base), "sliding_window": 16, "use_sliding_window": true, "max_window_layers": 2}"#)
+                .attentionWindows == [nil, nil, 16, 16])
+        let typed = try decode(#"{"model_type": "llama", \#(base), "sliding_window": 8, "layer_types": ["sliding_attention", "full_attention", "sliding_attention", "full_attention"]}"#)
+        #expect(typed.attentionWindows == [8, nil, 8, nil] && typed.window(layer: 1) == nil && typed.window(layer: 2) == 8)
+        #expect(throws: ModelConfigError.self) {
+            try decode(#"{"model_type": "llama", \#(base), "layer_types": ["sliding_attention", "full_attention", "full_attention", "full_attention"]}"#)
+        }
     }
 
     @Test func llama4TemperatureIsReportedAsNotBakeable() throws {

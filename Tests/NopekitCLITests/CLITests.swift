@@ -9,11 +9,41 @@ import Testing
         ("convert.help.txt", ["convert", "--help"]), ("doctor.help.txt", ["doctor", "--help"]),
         ("tokenize.help.txt", ["tokenize", "--help"]), ("score.help.txt", ["score", "--help"]), ("bench-forward.help.txt", ["bench", "forward", "--help"]),
         ("pretrain.help.txt", ["pretrain", "--help"]), ("corpus.help.txt", ["corpus", "--help"]), ("bench-train.help.txt", ["bench", "train", "--help"]),
+        ("search.help.txt", ["search", "--help"]), ("bench-search.help.txt", ["bench", "search", "--help"]),
     ])
     func helpMatchesGolden(_ golden: String, _ arguments: [String]) throws {
         let r = try CLIRunner.run(arguments)
         #expect(r.status == 0)
         #expect(r.stdout == (try CLIRunner.golden(golden, actual: r.stdout)))
+    }
+
+    /// A uniform search end to end: the table is written, fits the model, records the losses
+    /// before and after, and a second run refuses to overwrite it; an all-RoPE reading of the
+    /// model has no NoPE layer to search.
+    @Test func searchWritesATable() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nopekit-cli-search-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let text = dir.appendingPathComponent("calib.txt").path, out = dir.appendingPathComponent("t.temps.json").path
+        try String(repeating: "The grass is green. The pass key is 12345. Remember it. Here we go. ", count: 60)
+            .write(toFile: text, atomically: true, encoding: .utf8)
+        let args = ["search", "fixtures/organism", "--method", "uniform", "--data", text, "--target-length", "128",
+                    "--eval-sequences", "1", "--out", out]
+        let r = try CLIRunner.run(args + ["--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("before: loss") && r.stderr.contains("after: loss"))
+        let written = try Data(contentsOf: URL(fileURLWithPath: out))
+        let table = try #require(try JSONSerialization.jsonObject(with: written) as? [String: Any])
+        #expect(table["method"] as? String == "uniform" && table["target_length"] as? Int == 128 && table["training_length"] as? Int == 256)
+        #expect((table["scales"] as? [Any])?.count == 4)
+        #expect(((table["search"] as? [String: Any])?["loss_after"] as? [String: Any])?["target"] as? Double != nil)
+        #expect((table["model"] as? [String: Any])?["source_sha256"] as? String == "3e9dbfd98999edf8b582b517277e46d1086e79be623e40ba4da1d84b1989ee80")
+        #expect(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == String(decoding: written, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        let again = try CLIRunner.run(args)
+        #expect(again.status == 64 && again.stderr.contains("exists"))
+        let rope = try CLIRunner.run(["search", "fixtures/organism", "--position", "rope", "--data", text, "--target-length", "128",
+                                      "--out", dir.appendingPathComponent("r.temps.json").path])
+        #expect(rope.status != 0 && rope.stderr.contains("no NoPE layers"))
     }
 
     @Test func inspectJSONMatchesGolden() throws {

@@ -54,7 +54,8 @@ import Testing
         let sequence = try head.data.heldOutWindows(length: 96, count: 1)[0]
         let perHead = try head.lossAndGradient(head.uniform(1.3), sequence: sequence)
         let tied = try layer.lossAndGradient(layer.uniform(1.3), sequence: sequence)
-        #expect(perHead.loss == tied.loss)
+        // the same scales: the same loss up to OpenBLAS's alignment-dependent summation order
+        #expect(abs(perHead.loss - tied.loss) <= 1e-6 * tied.loss)
         for (i, l) in [1, 3].enumerated() {
             let sum = perHead.gradient[(i * 6)..<(i * 6 + 6)].reduce(0, +)
             #expect(abs(sum - tied.gradient[i]) <= 1e-5 * max(1, abs(sum)), "layer \(l)")

@@ -212,7 +212,7 @@ extension ModelConfig {
     /// given; Mistral's `sliding_window` on every layer; Qwen 2/3 and SmolLM3's
     /// `use_sliding_window` on the layers from `max_window_layers` on; Cohere 2's RoPE layers.
     static func decodeWindows(_ r: FieldReader, modelType: String, layers: Int) throws -> [Int?] {
-        let window = try r.optionalPositiveInt("sliding_window")
+        let window = try r.optionalPositiveInt("sliding_window") ?? (modelType == "cohere2" ? 4096 : nil)  // Cohere2Config's default
         if let types = r.json["layer_types"]?.arrayValue {
             let names = types.compactMap(\.stringValue)
             guard names.count == layers else {

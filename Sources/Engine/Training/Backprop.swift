@@ -11,12 +11,13 @@ import Foundation
 /// second F32 copy of the model).
 ///
 /// Activation checkpointing: the forward keeps each layer's input residual x_in [N, D]; with
-/// `.keep` it also keeps every activation (fast, memory grows with layers × N × (5D + 3F)),
-/// with `.recompute` the backward re-runs each layer's attention half from x_in and the MLP
-/// one row chunk at a time, so beyond the residuals only one layer's attention activations
-/// are alive. Attention never stores T×T: its backward recomputes probability tiles.
+/// `.keep` it also keeps every activation (fast, memory grows with layers × N × (5D + 3F));
+/// `.keepAttention` keeps the attention half and the backward recomputes the MLP's gate and
+/// up projections one row chunk at a time; with `.recompute` the backward also re-runs each
+/// layer's attention half from x_in, so beyond the residuals only one layer's attention
+/// activations are alive. Attention never stores T×T: its backward recomputes probability tiles.
 public final class Backprop {
-    public enum Activations: Sendable { case keep, recompute }
+    public enum Activations: String, Sendable, CaseIterable { case keep, keepAttention = "keep-attention", recompute }
 
     public let config: ModelConfig
     public let rope: Rope
@@ -62,10 +63,17 @@ public final class Backprop {
     public func activationBytes(sequences B: Int, length T: Int, searchedFrom lowest: Int, _ a: Activations) -> Int {
         let N = B * T, kept = config.layers - lowest
         let residuals = 4 * N * config.hidden * (kept + 4)
+        let backward = 4 * N * config.heads * config.headDim * 4   // datt, dq, dk, dv
         switch a {
-        case .keep: return residuals + kept * LayerActivations.bytes(config: config, rows: N, keepMLP: true)
-        case .recompute: return residuals + LayerActivations.bytes(config: config, rows: N, keepMLP: false) + 4 * N * config.heads * config.headDim * 4
+        case .keep: return residuals + backward + kept * LayerActivations.bytes(config: config, rows: N, keepMLP: true)
+        case .keepAttention: return residuals + backward + kept * LayerActivations.bytes(config: config, rows: N, keepMLP: false)
+        case .recompute: return residuals + backward + LayerActivations.bytes(config: config, rows: N, keepMLP: false)
         }
+    }
+
+    /// The fastest policy whose activations fit `budget` bytes.
+    public func activations(sequences B: Int, length T: Int, searchedFrom lowest: Int, budget: Int) -> Activations {
+        [.keep, .keepAttention].first { activationBytes(sequences: B, length: T, searchedFrom: lowest, $0) <= budget } ?? .recompute
     }
 
     func pass(_ source: any ModelWeightSource, tokens: [[Int]], lambda given: [[Float]], searched: [Bool],
@@ -91,7 +99,7 @@ public final class Backprop {
                 copy.pointer.update(from: x.pointer, count: N * D)
                 inputs[l] = copy
             }
-            let save = policy == .keep && l >= lowest ? LayerActivations(config: c, rows: N, keepMLP: true) : nil
+            let save = policy != .recompute && l >= lowest ? LayerActivations(config: c, rows: N, keepMLP: policy == .keep) : nil
             Layer.forward(try source.layerWeights(l), layer: l, x: x.pointer, sequences: B, context: context,
                           lambda: lambda[l], entropy: nil, save: save)
             saved[l] = save

@@ -11,7 +11,7 @@ import Tokenizers
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure nopekit's speed on this machine.",
-        subcommands: [BenchForward.self, BenchTrain.self, BenchTokenize.self])
+        subcommands: [BenchForward.self, BenchSearch.self, BenchTrain.self, BenchTokenize.self])
 }
 
 /// One forward pass: throughput against the machine's own sgemm, measured in the same run.
@@ -35,6 +35,7 @@ struct BenchForward: ParsableCommand {
     @Flag(name: .long, help: "Also compute attention entropy (as the searches do).")
     var entropy = false
 
+    @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var compute: ComputeOptions
     @OptionGroup var output: OutputOptions
     @OptionGroup var runtime: RuntimeOptions
@@ -46,17 +47,7 @@ struct BenchForward: ParsableCommand {
     }
 
     func run() throws {
-        let store: any TensorStore
-        let config: ModelConfig
-        if let model {
-            let checkpoint = try Checkpoint.open(model)
-            store = checkpoint.store
-            config = try checkpoint.requireConfig()
-        } else {
-            let synthetic = SyntheticModel(config: SyntheticModel.tinyLlamaConfig())
-            store = synthetic
-            config = synthetic.config
-        }
+        let (store, config) = try BenchModel.open(model, position: try modelOptions.positionSpec)
         let engine = try LlamaModel(store: store, config: config, policy: .resident, threads: compute.threads)
         let weightsRSS = MemoryUsage.currentBytes
         let tokens = [(0..<length).map { ($0 * 7919 + 13) % config.vocab }]
@@ -85,6 +76,96 @@ struct BenchForward: ParsableCommand {
         Terminal.output(String(format: "forward T=%d: %.2f s, %.1f tokens/s, %.1f GFLOP/s = %.0f%% of sgemm (%.1f GFLOP/s, %@), peak RSS %@ (%@ beyond the loaded weights)",
                                length, best, Double(length) / best, gflops, 100 * gflops / sgemm, sgemm, BLASRuntime.coreName,
                                ByteSize.format(peak), ByteSize.format(peak - weightsRSS)))
+    }
+}
+
+/// The model a benchmark runs: a checkpoint, or random weights of the TinyLlama shape.
+enum BenchModel {
+    static func open(_ path: String?, position: PositionSpec?) throws -> (any TensorStore, ModelConfig) {
+        if let path {
+            let checkpoint = try Checkpoint.open(path, position: position)
+            return (checkpoint.store, try checkpoint.requireConfig())
+        }
+        var config = SyntheticModel.tinyLlamaConfig()
+        if let position { config.positions = try position.resolve(layerCount: config.layers) }
+        let synthetic = SyntheticModel(config: config)
+        return (synthetic, synthetic.config)
+    }
+}
+
+/// One step of the HeadScale search (one sequence: forward, λ-only backward on frozen weights),
+/// against a forward pass of the same sequence.
+struct BenchSearch: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "search",
+        abstract: "Seconds per sequence of a headscale step, its ratio to one forward pass, and peak RSS beyond the weights.",
+        discussion: "Weights are read layer by layer from the checkpoint (streaming), as the search reads them. Compare with scripts/bench/torch_search_step.py in the same run (scripts/bench/search_vs_torch.sh).")
+
+    @Option(name: .long, help: "A model to run (default: random weights of --shape).")
+    var model: String?
+
+    @Option(name: .long, help: "Shape of the random model: tinyllama.")
+    var shape: String = "tinyllama"
+
+    @Option(name: .long, help: "Sequence length.")
+    var length: Int = 2048
+
+    @Option(name: .long, help: "Timed repetitions of each (after one warm-up step when > 1); the minimum is reported.")
+    var `repeat`: Int = 1
+
+    @Option(name: .long, help: "Activations: auto (the fastest that fits 2 GiB, as the search chooses), keep, keep-attention or recompute.")
+    var activations: String = "auto"
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var compute: ComputeOptions
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var runtime: RuntimeOptions
+
+    func validate() throws {
+        guard length >= 2, length <= 1 << 20 else { throw ValidationError("--length must be at least 2") }
+        guard shape == "tinyllama" || model != nil else { throw ValidationError("--shape must be tinyllama (or give --model)") }
+        guard `repeat` >= 1 else { throw ValidationError("--repeat must be at least 1") }
+        guard activations == "auto" || Backprop.Activations(rawValue: activations) != nil else {
+            throw ValidationError("--activations must be auto, keep, keep-attention or recompute")
+        }
+    }
+
+    func run() throws {
+        let (store, config) = try BenchModel.open(model, position: try modelOptions.positionSpec)
+        let engine = try LlamaModel(store: store, config: config, policy: .streaming, threads: compute.threads)
+        let weightsRSS = MemoryUsage.currentBytes
+        let tokens = [(0..<length).map { ($0 * 7919 + 13) % config.vocab }]
+        let backprop = Backprop(config: config, threads: compute.threads)
+        let all = Array(repeating: true, count: config.layers)
+        let scales = Array(repeating: Array(repeating: Float(1.6), count: config.heads), count: config.layers)
+        let policy = Backprop.Activations(rawValue: activations)
+            ?? backprop.activations(sequences: 1, length: length, searchedFrom: 0, budget: 2 << 30)
+        func time(_ body: () throws -> Void) rethrows -> Double {
+            if `repeat` > 1 { try body() }
+            var best = Double.infinity
+            for _ in 0..<`repeat` {
+                let start = DispatchTime.now().uptimeNanoseconds
+                try body()
+                best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            }
+            return best
+        }
+        let step = try time { _ = try backprop.lossAndTemperatureGradient(engine, tokens: tokens, lambda: scales, searched: all, activations: policy) }
+        let stepPeak = MemoryUsage.peakBytes
+        let forward = try time { _ = try engine.forward(ForwardRequest(tokens: tokens, temperatures: scales.map { Optional($0) }, losses: true)) }
+        let json = JSONValue.object([
+            JSONMember("model", .string(model ?? "synthetic \(shape)")), JSONMember("length", .int(length)),
+            JSONMember("threads", .int(compute.threads)), JSONMember("blas_core", .string(BLASRuntime.coreName)),
+            JSONMember("activations", .string(policy.rawValue)),
+            JSONMember("step_seconds", .double(step)), JSONMember("forward_seconds", .double(forward)),
+            JSONMember("step_to_forward", .double(step / forward)), JSONMember("tokens_per_s", .double(Double(length) / step)),
+            JSONMember("rss_after_load_bytes", .int(weightsRSS)), JSONMember("step_peak_rss_bytes", .int(stepPeak)),
+            JSONMember("step_peak_rss_beyond_weights_bytes", .int(stepPeak - weightsRSS)),
+        ])
+        if output.json { Terminal.output(JSONWriter.pretty(json, sortKeys: false)); return }
+        Terminal.output(String(format: "search step T=%d (activations: %@): %.3f s per sequence, forward %.3f s (step = %.2f × forward); peak RSS %@ beyond the loaded weights (%@)",
+                               length, policy.rawValue, step, forward, step / forward,
+                               ByteSize.format(stepPeak - weightsRSS), BLASRuntime.coreName))
     }
 }
 

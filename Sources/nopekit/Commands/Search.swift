@@ -64,7 +64,7 @@ struct SearchCommand: ParsableCommand {
     @Option(name: .customLong("max-scale"), help: "Upper bound of the entropy bisection.")
     var maxScale: Float = 4
 
-    @Option(name: .long, help: "paper (200 steps × 8 sequences) or fast (the cheaper schedule measured in docs/benchmarks.md). --steps/--batch override either.")
+    @Option(name: .long, help: "paper (200 steps × 8 sequences) or fast (the cheaper schedule measured in docs/benchmarks.md). --steps/--batch/--lr override either.")
     var schedule: Schedule = .paper
 
     @Option(name: .long, help: "Random seed (data order).")
@@ -82,7 +82,7 @@ struct SearchCommand: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
 
     /// The fast schedule: measured on the bundled organism (docs/benchmarks.md).
-    static let fastSchedule = (steps: 60, batch: 4, lr: 0.1)
+    static let fastSchedule = (steps: 50, batch: 2, lr: 0.2)
 
     func validate() throws {
         guard Search.Method(rawValue: method) != nil else { throw ValidationError("--method must be headscale, uniform or entropy") }
