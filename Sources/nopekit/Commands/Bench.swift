@@ -20,6 +20,48 @@ struct BenchForward: ParsableCommand {
         commandName: "forward",
         abstract: "Forward-pass tokens/s and GFLOP/s, as a fraction of measured sgemm GFLOP/s, and peak RSS.")
 
+    @OptionGroup var bench: BenchRunOptions
+
+    @Flag(name: .long, help: "Also compute attention entropy (as the searches do).")
+    var entropy = false
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var compute: ComputeOptions
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var runtime: RuntimeOptions
+
+
+    func run() throws {
+        let (model, length) = (bench.model, bench.length)
+        let (store, config) = try BenchModel.open(model, position: try modelOptions.positionSpec)
+        let engine = try LlamaModel(store: store, config: config, policy: .resident, threads: compute.threads)
+        let weightsRSS = MemoryUsage.currentBytes
+        let tokens = [(0..<length).map { ($0 * 7919 + 13) % config.vocab }]
+        let request = ForwardRequest(tokens: tokens, losses: true, entropy: entropy)
+        let best = try bench.fastest { _ = try engine.forward(request) }
+        let peak = MemoryUsage.peakBytes
+        let flops = SyntheticModel.forwardFLOPs(config, tokens: length)
+        let gflops = flops / best / 1e9
+        let sgemm = BLASRuntime.measureSgemm(n: 2048, seconds: 1).gflops
+        let json = JSONValue.object([
+            JSONMember("model", .string(model ?? "synthetic \(bench.shape)")), JSONMember("length", .int(length)),
+            JSONMember("threads", .int(compute.threads)), JSONMember("blas_core", .string(BLASRuntime.coreName)),
+            JSONMember("seconds", .double(best)), JSONMember("tokens_per_s", .double(Double(length) / best)),
+            JSONMember("gflop", .double(flops / 1e9)), JSONMember("gflops", .double(gflops)),
+            JSONMember("sgemm_gflops", .double(sgemm)), JSONMember("ratio_to_sgemm", .double(gflops / sgemm)),
+            JSONMember("peak_rss_bytes", .int(peak)), JSONMember("rss_after_load_bytes", .int(weightsRSS)),
+            JSONMember("peak_rss_beyond_weights_bytes", .int(peak - weightsRSS)),
+        ])
+        if output.json { Terminal.output(JSONWriter.pretty(json, sortKeys: false)); return }
+        Terminal.output(String(format: "forward T=%d: %.2f s, %.1f tokens/s, %.1f GFLOP/s = %.0f%% of sgemm (%.1f GFLOP/s, %@), peak RSS %@ (%@ beyond the loaded weights)",
+                               length, best, Double(length) / best, gflops, 100 * gflops / sgemm, sgemm, BLASRuntime.coreName,
+                               ByteSize.format(peak), ByteSize.format(peak - weightsRSS)))
+    }
+}
+
+/// What every model benchmark takes: the model (a checkpoint or random weights of a shape), the
+/// sequence length and the repetitions (the fastest is reported).
+struct BenchRunOptions: ParsableArguments {
     @Option(name: .long, help: "A model to run (default: random weights of --shape).")
     var model: String?
 
@@ -32,50 +74,22 @@ struct BenchForward: ParsableCommand {
     @Option(name: .long, help: "Timed repetitions (after one warm-up when --repeat > 1).")
     var `repeat`: Int = 1
 
-    @Flag(name: .long, help: "Also compute attention entropy (as the searches do).")
-    var entropy = false
-
-    @OptionGroup var modelOptions: ModelOptions
-    @OptionGroup var compute: ComputeOptions
-    @OptionGroup var output: OutputOptions
-    @OptionGroup var runtime: RuntimeOptions
-
     func validate() throws {
         guard length >= 2, length <= 1 << 20 else { throw ValidationError("--length must be at least 2") }
         guard shape == "tinyllama" || model != nil else { throw ValidationError("--shape must be tinyllama (or give --model)") }
         guard `repeat` >= 1 else { throw ValidationError("--repeat must be at least 1") }
     }
 
-    func run() throws {
-        let (store, config) = try BenchModel.open(model, position: try modelOptions.positionSpec)
-        let engine = try LlamaModel(store: store, config: config, policy: .resident, threads: compute.threads)
-        let weightsRSS = MemoryUsage.currentBytes
-        let tokens = [(0..<length).map { ($0 * 7919 + 13) % config.vocab }]
-        let request = ForwardRequest(tokens: tokens, losses: true, entropy: entropy)
-        if `repeat` > 1 { _ = try engine.forward(request) }
+    /// The fastest of `repeat` timed runs of `body` (after one warm-up run when repeat > 1).
+    func fastest(_ body: () throws -> Void) rethrows -> Double {
+        if `repeat` > 1 { try body() }
         var best = Double.infinity
         for _ in 0..<`repeat` {
             let start = DispatchTime.now().uptimeNanoseconds
-            _ = try engine.forward(request)
+            try body()
             best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         }
-        let peak = MemoryUsage.peakBytes
-        let flops = SyntheticModel.forwardFLOPs(config, tokens: length)
-        let gflops = flops / best / 1e9
-        let sgemm = BLASRuntime.measureSgemm(n: 2048, seconds: 1).gflops
-        let json = JSONValue.object([
-            JSONMember("model", .string(model ?? "synthetic \(shape)")), JSONMember("length", .int(length)),
-            JSONMember("threads", .int(compute.threads)), JSONMember("blas_core", .string(BLASRuntime.coreName)),
-            JSONMember("seconds", .double(best)), JSONMember("tokens_per_s", .double(Double(length) / best)),
-            JSONMember("gflop", .double(flops / 1e9)), JSONMember("gflops", .double(gflops)),
-            JSONMember("sgemm_gflops", .double(sgemm)), JSONMember("ratio_to_sgemm", .double(gflops / sgemm)),
-            JSONMember("peak_rss_bytes", .int(peak)), JSONMember("rss_after_load_bytes", .int(weightsRSS)),
-            JSONMember("peak_rss_beyond_weights_bytes", .int(peak - weightsRSS)),
-        ])
-        if output.json { Terminal.output(JSONWriter.pretty(json, sortKeys: false)); return }
-        Terminal.output(String(format: "forward T=%d: %.2f s, %.1f tokens/s, %.1f GFLOP/s = %.0f%% of sgemm (%.1f GFLOP/s, %@), peak RSS %@ (%@ beyond the loaded weights)",
-                               length, best, Double(length) / best, gflops, 100 * gflops / sgemm, sgemm, BLASRuntime.coreName,
-                               ByteSize.format(peak), ByteSize.format(peak - weightsRSS)))
+        return best
     }
 }
 
@@ -99,19 +113,9 @@ struct BenchSearch: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "search",
         abstract: "Seconds per sequence of a headscale step, its ratio to one forward pass, and peak RSS beyond the weights.",
-        discussion: "Weights are read layer by layer from the checkpoint (streaming), as the search reads them. Compare with scripts/bench/torch_search_step.py in the same run (scripts/bench/search_vs_torch.sh).")
+        discussion: "Weights are read layer by layer from the checkpoint (streaming), as the search reads them. Compare with scripts/bench/torch_search_step.py (the same frozen-weight step in PyTorch), run right after it on the same idle machine.")
 
-    @Option(name: .long, help: "A model to run (default: random weights of --shape).")
-    var model: String?
-
-    @Option(name: .long, help: "Shape of the random model: tinyllama.")
-    var shape: String = "tinyllama"
-
-    @Option(name: .long, help: "Sequence length.")
-    var length: Int = 2048
-
-    @Option(name: .long, help: "Timed repetitions of each (after one warm-up step when > 1); the minimum is reported.")
-    var `repeat`: Int = 1
+    @OptionGroup var bench: BenchRunOptions
 
     @Option(name: .long, help: "Activations: auto (the fastest that fits 2 GiB, as the search chooses), keep, keep-attention or recompute.")
     var activations: String = "auto"
@@ -122,15 +126,13 @@ struct BenchSearch: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
-        guard length >= 2, length <= 1 << 20 else { throw ValidationError("--length must be at least 2") }
-        guard shape == "tinyllama" || model != nil else { throw ValidationError("--shape must be tinyllama (or give --model)") }
-        guard `repeat` >= 1 else { throw ValidationError("--repeat must be at least 1") }
         guard activations == "auto" || Backprop.Activations(rawValue: activations) != nil else {
             throw ValidationError("--activations must be auto, keep, keep-attention or recompute")
         }
     }
 
     func run() throws {
+        let (model, length) = (bench.model, bench.length)
         let (store, config) = try BenchModel.open(model, position: try modelOptions.positionSpec)
         let engine = try LlamaModel(store: store, config: config, policy: .streaming, threads: compute.threads)
         let weightsRSS = MemoryUsage.currentBytes
@@ -140,21 +142,11 @@ struct BenchSearch: ParsableCommand {
         let scales = Array(repeating: Array(repeating: Float(1.6), count: config.heads), count: config.layers)
         let policy = Backprop.Activations(rawValue: activations)
             ?? backprop.activations(sequences: 1, length: length, searchedFrom: 0, budget: 2 << 30)
-        func time(_ body: () throws -> Void) rethrows -> Double {
-            if `repeat` > 1 { try body() }
-            var best = Double.infinity
-            for _ in 0..<`repeat` {
-                let start = DispatchTime.now().uptimeNanoseconds
-                try body()
-                best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
-            }
-            return best
-        }
-        let step = try time { _ = try backprop.lossAndTemperatureGradient(engine, tokens: tokens, lambda: scales, searched: all, activations: policy) }
+        let step = try bench.fastest { _ = try backprop.lossAndTemperatureGradient(engine, tokens: tokens, lambda: scales, searched: all, activations: policy) }
         let stepPeak = MemoryUsage.peakBytes
-        let forward = try time { _ = try engine.forward(ForwardRequest(tokens: tokens, temperatures: scales.map { Optional($0) }, losses: true)) }
+        let forward = try bench.fastest { _ = try engine.forward(ForwardRequest(tokens: tokens, temperatures: scales.map { Optional($0) }, losses: true)) }
         let json = JSONValue.object([
-            JSONMember("model", .string(model ?? "synthetic \(shape)")), JSONMember("length", .int(length)),
+            JSONMember("model", .string(model ?? "synthetic \(bench.shape)")), JSONMember("length", .int(length)),
             JSONMember("threads", .int(compute.threads)), JSONMember("blas_core", .string(BLASRuntime.coreName)),
             JSONMember("activations", .string(policy.rawValue)),
             JSONMember("step_seconds", .double(step)), JSONMember("forward_seconds", .double(forward)),
