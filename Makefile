@@ -27,12 +27,12 @@ test: deps venv
 	$(PY) scripts/interop/check_gguf.py --nopekit .build/debug/nopekit --workdir .build/interop-gguf
 	$(PY) scripts/interop/check_pretrain.py --nopekit .build/debug/nopekit --workdir .build/interop-pretrain
 
-## deps: Debian packages (OpenBLAS, zlib, pkg-config, Python venv), installed only if missing.
+## deps: Debian packages (OpenBLAS, zlib, OpenSSL's libcrypto, pkg-config, Python venv), installed only if missing.
 deps:
-	@if ! pkg-config --exists openblas zlib 2>/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then \
-		echo "installing system packages: libopenblas-dev zlib1g-dev pkg-config python3-venv"; \
+	@if ! pkg-config --exists openblas zlib libcrypto 2>/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then \
+		echo "installing system packages: libopenblas-dev zlib1g-dev libssl-dev pkg-config python3-venv"; \
 		$(SUDO) apt-get update -qq && \
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas-dev zlib1g-dev pkg-config python3-venv; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas-dev zlib1g-dev libssl-dev pkg-config python3-venv; \
 	fi
 
 ## venv: the Python oracles (PyPI safetensors, gguf, numpy, ml_dtypes) in .venv.

@@ -18,17 +18,20 @@ let package = Package(
     targets: [
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        .target(name: "Checkpoints", dependencies: ["CZlib"]),
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .target(name: "Checkpoints", dependencies: ["CZlib", "CCrypto"]),
         .target(name: "Engine", dependencies: ["Checkpoints", "COpenBLAS"]),
         .target(name: "Tokenizers", dependencies: ["Checkpoints"]),
         .target(name: "TemperatureSearch", dependencies: ["Engine", "Tokenizers", "Checkpoints"]),
         // Random-weight models and memory probes for `nopekit bench`: kept out of the library path.
         .target(name: "BenchSupport", dependencies: ["Engine", "Checkpoints"]),
         .target(name: "Pretraining", dependencies: ["Engine", "Tokenizers", "Checkpoints"]),
+        // Writing patched checkpoints: file work only, no BLAS, no model run.
+        .target(name: "Baking", dependencies: ["Checkpoints"]),
         .executableTarget(
             name: "nopekit",
             dependencies: [
-                "Checkpoints", "Engine", "Tokenizers", "TemperatureSearch", "Pretraining", "BenchSupport",
+                "Checkpoints", "Engine", "Tokenizers", "TemperatureSearch", "Pretraining", "Baking", "BenchSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints"]),
@@ -36,6 +39,7 @@ let package = Package(
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "TemperatureSearchTests", dependencies: ["TemperatureSearch", "BenchSupport"]),
         .testTarget(name: "PretrainingTests", dependencies: ["Pretraining"]),
+        .testTarget(name: "BakingTests", dependencies: ["Baking", "Engine"]),
         .testTarget(name: "NopekitCLITests", dependencies: ["nopekit"]),
     ],
     swiftLanguageModes: [.v5]

@@ -23,15 +23,8 @@ public final class SyntheticModel: TensorStore {
 
     public init(config c: ModelConfig) {
         self.config = c
-        let D = c.hidden, E = c.headDim, H = c.heads, G = c.kvHeads, F = c.intermediate, V = c.vocab
-        var list: [(String, [Int])] = [("model.embed_tokens.weight", [V, D]), ("model.norm.weight", [D]), ("lm_head.weight", [V, D])]
-        for l in 0..<c.layers {
-            let p = "model.layers.\(l)."
-            list += [(p + "input_layernorm.weight", [D]), (p + "post_attention_layernorm.weight", [D]),
-                     (p + "self_attn.q_proj.weight", [H * E, D]), (p + "self_attn.k_proj.weight", [G * E, D]),
-                     (p + "self_attn.v_proj.weight", [G * E, D]), (p + "self_attn.o_proj.weight", [D, H * E]),
-                     (p + "mlp.gate_proj.weight", [F, D]), (p + "mlp.up_proj.weight", [F, D]), (p + "mlp.down_proj.weight", [D, F])]
-        }
+        let roles = TensorRole.all(c)
+        let list = roles.map { ($0.name(.huggingFace), $0.shape(c)) }
         tensors = list.map { TensorInfo(name: $0.0, dtype: .f32, shape: $0.1, byteCount: 4 * $0.1.reduce(1, *), file: "synthetic", fileOffset: 0) }
         byName = Dictionary(uniqueKeysWithValues: tensors.map { ($0.name, $0) })
         var state: UInt64 = 0x1234_5678

@@ -24,6 +24,8 @@ public struct CheckpointSummary {
     public var gguf: (version: UInt32, alignment: Int, metadata: [GGUFKeyValue])?
     public var config: ModelConfig?
     public var configProblem: String?
+    /// Where a temperature would be baked (nil without a config).
+    public var bakeTarget: BakeTarget?
     public var tensors: [TensorInfo]
 
     public init(_ checkpoint: Checkpoint) {
@@ -62,6 +64,7 @@ public struct CheckpointSummary {
         dtypes = mix.map { ($0.key, $0.value.0, $0.value.1) }.sorted { ($0.bytes, $0.type.name) > ($1.bytes, $1.type.name) }
         config = checkpoint.config
         configProblem = checkpoint.configProblem.map { "\($0)" }
+        bakeTarget = config.map { BakeTarget.of($0, store: store) }
     }
 
     /// The summary as JSON (`inspect --json`); `withTensors` adds the tensor table.
@@ -91,8 +94,17 @@ public struct CheckpointSummary {
                 })),
             ])))
         }
-        if let c = config {
-            members.append(JSONMember("architecture", c.json))
+        if let c = config, let target = bakeTarget {
+            var architecture = c.json
+            if case .object(var m) = architecture {
+                m.append(JSONMember("bakeable", .bool(target.isBakeable)))
+                m.append(JSONMember("bake_target", .string(target.name)))
+                m.append(JSONMember("bake_per_head", .bool(target.perHead)))
+                if case .notBakeable(let reason) = target { m.append(JSONMember("not_bakeable_reason", .string(reason))) }
+                else { m.append(JSONMember("not_bakeable_reason", .null)) }
+                architecture = .object(m)
+            }
+            members.append(JSONMember("architecture", architecture))
         } else {
             members.append(JSONMember("architecture", .null))
         }
@@ -138,8 +150,6 @@ extension ModelConfig {
             JSONMember("positions", .array(positions.map { .string($0.rawValue) })),
             JSONMember("position_pattern", .string(PositionSpec.describe(positions))),
             JSONMember("position_source", .string(positionSource)),
-            JSONMember("bakeable", .bool(isBakeable)),
-            JSONMember("not_bakeable_reason", notBakeableReason.map { .string($0) } ?? .null),
         ])
     }
 }

@@ -8,11 +8,11 @@ import Testing
         .appendingPathComponent("fixtures")
 
     @Test func knownVectors() {
-        var empty = SHA256()
+        let empty = SHA256()
         #expect(empty.finish() == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")  // hashlib.sha256(b'')
         // hashlib.sha256(b'a'*1000 + b'bc'*37): several blocks, fed in uneven pieces
         let bytes = [UInt8](repeating: 97, count: 1000) + Array(String(repeating: "bc", count: 37).utf8)
-        var pieces = SHA256()
+        let pieces = SHA256()
         var i = 0
         for size in [1, 63, 64, 65, 7, 500, 1000] where i < bytes.count {
             pieces.update(Array(bytes[i..<min(bytes.count, i + size)]))

@@ -49,7 +49,7 @@ import Testing
         let out = (parent as NSString).appendingPathComponent("resharded")
         var progressCalls = 0
         try SafetensorsWriter.writeFolder(try passthrough(source), metadata: ["format": "pt"], to: out, maxShardBytes: 20_000,
-                                          extraFiles: [("config.json", Array("{}\n".utf8))],
+                                          extraFiles: { [("config.json", Array("{}\n".utf8))] },
                                           progress: { _, _ in progressCalls += 1 })
         let copy = try ShardedSafetensors(folder: out)
         #expect(copy.shards.count > 3)

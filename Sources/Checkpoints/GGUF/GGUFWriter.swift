@@ -28,9 +28,10 @@ public enum GGUFWriter {
         public var tensors: [OutputTensor]
     }
 
-    /// Validates names and metadata and assigns tensors to parts.
+    /// Validates names and metadata and assigns tensors to parts: by `maxShardBytes`, or as
+    /// `groups` (tensor counts per part, e.g. a split source's layout) when given.
     public static func plan(metadata: [GGUFKeyValue], tensors: [OutputTensor], to path: String,
-                            maxShardBytes: Int?) throws -> [Part] {
+                            maxShardBytes: Int?, groups counts: [Int]? = nil) throws -> [Part] {
         var keys = Set<String>()
         for kv in metadata {
             guard !kv.key.isEmpty else { throw GGUFWriterError.invalid(path: path, detail: "empty metadata key") }
@@ -56,16 +57,24 @@ public enum GGUFWriter {
                 throw GGUFWriterError.invalid(path: path, detail: "tensor '\(t.name)': \(t.byteCount) bytes do not hold shape \(t.shape) of \(type.name)")
             }
         }
-        // gguf-py: a new part starts when the next tensor would push the current one over the limit.
         var groups: [[OutputTensor]] = [[]]
-        var size = 0
-        for t in tensors {
-            if let limit = maxShardBytes, !groups[groups.count - 1].isEmpty, size + t.byteCount > limit {
-                groups.append([])
-                size = 0
+        if let counts {
+            guard counts.reduce(0, +) == tensors.count, counts.allSatisfy({ $0 > 0 }) else {
+                throw GGUFWriterError.invalid(path: path, detail: "split layout \(counts) does not cover \(tensors.count) tensors")
             }
-            groups[groups.count - 1].append(t)
-            size += t.byteCount
+            var start = 0
+            groups = counts.map { n in defer { start += n }; return Array(tensors[start..<(start + n)]) }
+        } else {
+            // gguf-py: a new part starts when the next tensor would push the current one over the limit.
+            var size = 0
+            for t in tensors {
+                if let limit = maxShardBytes, !groups[groups.count - 1].isEmpty, size + t.byteCount > limit {
+                    groups.append([])
+                    size = 0
+                }
+                groups[groups.count - 1].append(t)
+                size += t.byteCount
+            }
         }
         if groups.count == 1 { return [Part(path: path, metadata: metadata, tensors: groups[0])] }
         let stem = path.hasSuffix(".gguf") ? String(path.dropLast(5)) : path
@@ -85,16 +94,23 @@ public enum GGUFWriter {
 
     /// Writes `metadata` and `tensors` to `path` (or its split parts). `progress` is called after
     /// each tensor with (bytes written, total bytes).
+    ///
+    /// `late` gives metadata known only after the tensor bytes are written (a checksum computed
+    /// alongside): the first part's header is written with the placeholder values in `metadata`
+    /// and rewritten in place before anything is published; each value must keep its
+    /// placeholder's encoded length.
     public static func write(metadata: [GGUFKeyValue], tensors: [OutputTensor], to path: String,
-                             maxShardBytes: Int? = nil, progress: ((Int, Int) -> Void)? = nil) throws {
-        let parts = try plan(metadata: metadata, tensors: tensors, to: path, maxShardBytes: maxShardBytes)
+                             maxShardBytes: Int? = nil, groups: [Int]? = nil, late: (() throws -> [GGUFKeyValue])? = nil,
+                             progress: ((Int, Int) -> Void)? = nil) throws {
+        let parts = try plan(metadata: metadata, tensors: tensors, to: path, maxShardBytes: maxShardBytes, groups: groups)
         let alignment = metadata[GGUF.Key.alignment]?.intValue ?? GGUF.defaultAlignment
         let outputs = try parts.map { try AtomicOutput(finalPath: $0.path, kind: .file) }
         let total = tensors.reduce(0) { $0 + $1.byteCount }
         var done = 0
-        for (part, output) in zip(parts, outputs) {
+        for (index, (part, output)) in zip(parts, outputs).enumerated() {
             let file = try OutputFile(creating: output.temporaryPath)
-            try file.write(headerBytes(part, alignment: alignment))
+            let header = headerBytes(part, alignment: alignment)
+            try file.write(header)
             for t in part.tensors {
                 let before = file.bytesWritten
                 try t.produce { try file.write($0) }
@@ -105,6 +121,16 @@ public enum GGUFWriter {
                 try file.write([UInt8](repeating: 0, count: GGUFHeader.alignUp(produced, alignment) - produced))
                 done += produced
                 progress?(done, total)
+            }
+            if index == 0, let late {
+                var final = part
+                let values = try late()
+                final.metadata = part.metadata.map { kv in values.first { $0.key == kv.key } ?? kv }
+                let bytes = headerBytes(final, alignment: alignment)
+                guard bytes.count == header.count else {
+                    throw GGUFWriterError.invalid(path: part.path, detail: "a late metadata value changed length (internal error)")
+                }
+                try file.overwrite(bytes, at: 0)
             }
             try file.finish()
         }

@@ -150,6 +150,22 @@ public final class OutputFile {
         buffer.removeAll(keepingCapacity: true)
     }
 
+    /// Replaces bytes already written at `offset` (a header completed after the data), without
+    /// moving the write position.
+    public func overwrite(_ bytes: [UInt8], at offset: Int) throws {
+        try flush()
+        precondition(offset + bytes.count <= bytesWritten, "overwrite past the end of \(path)")
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, bytes.count - done, off_t(offset + done)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw error(errno)
+            }
+            done += n
+        }
+    }
+
     /// Flushes and forces the data to disk, so the rename that follows publishes a whole file.
     public func finish() throws {
         try flush()

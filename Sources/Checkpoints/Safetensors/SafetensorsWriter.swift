@@ -35,15 +35,23 @@ public enum SafetensorsWriter {
         return out
     }
 
+    /// Metadata values known only after the tensor bytes are written (a checksum computed
+    /// alongside), merged over `metadata`. The header is first written with the placeholder
+    /// values given in `metadata` and rewritten in place before the file is published, so every
+    /// final value must have its placeholder's length.
+    public typealias LateMetadata = () throws -> [String: String]
+
     /// Writes one file at `path` (atomically: temporary name, then rename).
-    public static func write(_ tensors: [OutputTensor], metadata: [String: String], to path: String) throws {
+    public static func write(_ tensors: [OutputTensor], metadata: [String: String], late: LateMetadata? = nil,
+                             to path: String) throws {
         let output = try AtomicOutput(finalPath: path, kind: .file)
-        try writeShard(tensors, metadata: metadata, to: output.temporaryPath)
+        try writeShard(tensors, metadata: metadata, late: late, to: output.temporaryPath)
         try output.commit()
     }
 
     /// Writes the bytes of one shard to `path` (which must not exist).
-    static func writeShard(_ tensors: [OutputTensor], metadata: [String: String], to path: String) throws {
+    static func writeShard(_ tensors: [OutputTensor], metadata: [String: String], late: LateMetadata? = nil,
+                           to path: String) throws {
         if let q = tensors.first(where: { $0.dtype == nil }) {
             throw WriterError.notPlain(path: path, tensor: q.name, type: q.type.name)
         }
@@ -64,6 +72,11 @@ public enum SafetensorsWriter {
             guard produced == t.byteCount else {
                 throw WriterError.sizeMismatch(path: path, tensor: t.name, expected: t.byteCount, produced: produced)
             }
+        }
+        if let late {
+            let final = header(for: ordered, metadata: metadata.merging(try late()) { $1 })
+            guard final.count == headerBytes.count else { throw WriterError.lateMetadataLength(path: path) }
+            try file.overwrite(final, at: 0)
         }
         try file.finish()
     }
@@ -110,13 +123,13 @@ public enum SafetensorsWriter {
 
     /// The index file text exactly as transformers writes it (`json.dumps(indent=2,
     /// sort_keys=True)` plus a newline). `total_size` counts tensor bytes, not file bytes.
-    public static func indexJSON(shards: [[OutputTensor]]) -> String {
+    public static func indexJSON(shards: [(file: String, tensors: [OutputTensor])]) -> String {
         var weightMap: [JSONMember] = []
         var total = 0
         var parameters = 0
-        for (i, shard) in shards.enumerated() {
-            for t in shard {
-                weightMap.append(JSONMember(t.name, .string(shardName(i, of: shards.count))))
+        for shard in shards {
+            for t in shard.tensors {
+                weightMap.append(JSONMember(t.name, .string(shard.file)))
                 total += t.byteCount
                 parameters += t.shape.reduce(1, *)
             }
@@ -136,16 +149,29 @@ public enum SafetensorsWriter {
     /// The folder is assembled under a temporary name and renamed into place when complete.
     /// `progress` is called after each tensor with (bytes written so far, total bytes).
     public static func writeFolder(_ tensors: [OutputTensor], metadata: [String: String], to folder: String,
-                                   maxShardBytes: Int?, extraFiles: [(name: String, contents: [UInt8])] = [],
+                                   maxShardBytes: Int?, extraFiles: () throws -> [(name: String, contents: [UInt8])] = { [] },
                                    progress: ((Int, Int) -> Void)? = nil) throws {
         if let dup = duplicateName(tensors) { throw WriterError.duplicateName(path: folder, name: dup) }
+        let planned = planShards(tensors, maxShardBytes: maxShardBytes)
+        let named = planned.enumerated().map { (file: shardName($0.offset, of: planned.count), tensors: $0.element) }
+        try writeFolder(shards: named, index: named.count > 1 ? Array(indexJSON(shards: named).utf8) : nil,
+                        metadata: { _ in metadata }, to: folder, extraFiles: extraFiles, progress: progress)
+    }
+
+    /// Writes an HF checkpoint folder with the given shard files (names and contents), `index`
+    /// as `model.safetensors.index.json` when given, and `extraFiles`, which are produced after
+    /// the shards (so they may record what writing them computed). Each shard's header gets
+    /// `metadata(i)`, with `late` values as `write` describes.
+    public static func writeFolder(shards: [(file: String, tensors: [OutputTensor])], index: [UInt8]?,
+                                   metadata: (Int) -> [String: String], late: LateMetadata? = nil, to folder: String,
+                                   extraFiles: () throws -> [(name: String, contents: [UInt8])] = { [] },
+                                   progress: ((Int, Int) -> Void)? = nil) throws {
+        if let dup = duplicateName(shards.flatMap(\.tensors)) { throw WriterError.duplicateName(path: folder, name: dup) }
         let output = try AtomicOutput(finalPath: folder, kind: .directory)
-        let shards = planShards(tensors, maxShardBytes: maxShardBytes)
-        let total = tensors.reduce(0) { $0 + $1.byteCount }
+        let total = shards.reduce(0) { $0 + $1.tensors.reduce(0) { $0 + $1.byteCount } }
         var done = 0
         for (i, shard) in shards.enumerated() {
-            let path = output.temporaryChild(shardName(i, of: shards.count))
-            let counted = shard.map { t -> OutputTensor in
+            let counted = shard.tensors.map { t -> OutputTensor in
                 var t = t
                 let produce = t.produce
                 t.produce = { sink in
@@ -155,12 +181,10 @@ public enum SafetensorsWriter {
                 }
                 return t
             }
-            try writeShard(counted, metadata: metadata, to: path)
+            try writeShard(counted, metadata: metadata(i), late: late, to: output.temporaryChild(shard.file))
         }
-        if shards.count > 1 {
-            try writeSmallFile(Array(indexJSON(shards: shards).utf8), to: output.temporaryChild(ShardedSafetensors.indexFileName))
-        }
-        for extra in extraFiles {
+        if let index { try writeSmallFile(index, to: output.temporaryChild(ShardedSafetensors.indexFileName)) }
+        for extra in try extraFiles() {
             try writeSmallFile(extra.contents, to: output.temporaryChild(extra.name))
         }
         try output.commit()
@@ -178,6 +202,7 @@ public enum WriterError: Error, CustomStringConvertible, Equatable {
     case headerTooLarge(path: String)
     case sizeMismatch(path: String, tensor: String, expected: Int, produced: Int)
     case notPlain(path: String, tensor: String, type: String)
+    case lateMetadataLength(path: String)
 
     public var description: String {
         switch self {
@@ -185,6 +210,7 @@ public enum WriterError: Error, CustomStringConvertible, Equatable {
         case .headerTooLarge(let p): return "\(p): the header would exceed 100,000,000 bytes; split the output with --max-shard-size"
         case .sizeMismatch(let p, let t, let e, let n): return "\(p): tensor '\(t)' produced \(n) bytes, expected \(e) (internal error; nothing was left behind)"
         case .notPlain(let p, let t, let type): return "\(p): tensor '\(t)' is \(type) blocks, which safetensors cannot store; give a float --dtype to dequantise"
+        case .lateMetadataLength(let p): return "\(p): a late metadata value differs in length from its placeholder (internal error; nothing was left behind)"
         }
     }
 }

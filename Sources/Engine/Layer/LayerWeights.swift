@@ -21,58 +21,6 @@ public struct LayerWeights {
     }
 }
 
-/// Where each weight lives in a checkpoint: Hugging Face names, or llama.cpp's GGUF names (whose
-/// Q/K rows llama.cpp's converter permuted, so they are permuted back here).
-public struct WeightNames {
-    public enum Convention { case huggingFace, gguf }
-    public let convention: Convention
-
-    public static func detect(_ store: any TensorStore) -> WeightNames {
-        WeightNames(convention: store.contains("token_embd.weight") ? .gguf : .huggingFace)
-    }
-
-    public var embedding: String { convention == .gguf ? "token_embd.weight" : "model.embed_tokens.weight" }
-    public var finalNorm: String { convention == .gguf ? "output_norm.weight" : "model.norm.weight" }
-    public var lmHead: String { convention == .gguf ? "output.weight" : "lm_head.weight" }
-
-    public func layer(_ l: Int, _ part: Part) -> String {
-        switch convention {
-        case .huggingFace:
-            let p = "model.layers.\(l)."
-            switch part {
-            case .attnNorm: return p + "input_layernorm.weight"
-            case .q(let bias): return p + "self_attn.q_proj." + (bias ? "bias" : "weight")
-            case .k(let bias): return p + "self_attn.k_proj." + (bias ? "bias" : "weight")
-            case .v(let bias): return p + "self_attn.v_proj." + (bias ? "bias" : "weight")
-            case .o(let bias): return p + "self_attn.o_proj." + (bias ? "bias" : "weight")
-            case .qNorm: return p + "self_attn.q_norm.weight"
-            case .kNorm: return p + "self_attn.k_norm.weight"
-            case .mlpNorm: return p + "post_attention_layernorm.weight"
-            case .gate(let bias): return p + "mlp.gate_proj." + (bias ? "bias" : "weight")
-            case .up(let bias): return p + "mlp.up_proj." + (bias ? "bias" : "weight")
-            case .down(let bias): return p + "mlp.down_proj." + (bias ? "bias" : "weight")
-            }
-        case .gguf:
-            let p = "blk.\(l)."
-            switch part {
-            case .attnNorm: return p + "attn_norm.weight"
-            case .q(let bias): return p + "attn_q." + (bias ? "bias" : "weight")
-            case .k(let bias): return p + "attn_k." + (bias ? "bias" : "weight")
-            case .v(let bias): return p + "attn_v." + (bias ? "bias" : "weight")
-            case .o(let bias): return p + "attn_output." + (bias ? "bias" : "weight")
-            case .qNorm: return p + "attn_q_norm.weight"
-            case .kNorm: return p + "attn_k_norm.weight"
-            case .mlpNorm: return p + "ffn_norm.weight"
-            case .gate(let bias): return p + "ffn_gate." + (bias ? "bias" : "weight")
-            case .up(let bias): return p + "ffn_up." + (bias ? "bias" : "weight")
-            case .down(let bias): return p + "ffn_down." + (bias ? "bias" : "weight")
-            }
-        }
-    }
-
-    public enum Part { case attnNorm, q(bias: Bool), k(bias: Bool), v(bias: Bool), o(bias: Bool), qNorm, kNorm, mlpNorm, gate(bias: Bool), up(bias: Bool), down(bias: Bool) }
-}
-
 public enum WeightError: Error, CustomStringConvertible, Equatable {
     case missing(source: String, tensor: String)
     case wrongShape(source: String, tensor: String, expected: [Int], actual: [Int])
@@ -85,20 +33,23 @@ public enum WeightError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// Reads the F32 weights the engine needs, layer by layer, checking every shape against the config.
+/// Reads the F32 weights the engine needs, layer by layer, checking every shape against the
+/// config. Names come from the one table (`TensorRole`); GGUF Q/K rows that llama.cpp's
+/// converter permuted are put back in HF order (`QKPermutation`).
 public struct WeightReader {
     public let store: any TensorStore
     public let config: ModelConfig
-    public let names: WeightNames
-    /// llama.cpp permutes Q/K rows of `llama`/`smollm3` GGUF files (HF rotate_half → adjacent pairs).
+    public let convention: NameConvention
     let unpermuteQK: Bool
 
     public init(store: any TensorStore, config: ModelConfig) {
         self.store = store
         self.config = config
-        names = WeightNames.detect(store)
-        unpermuteQK = names.convention == .gguf && ["llama", "smollm3", "qwen2", "qwen3", "mistral"].contains(config.modelType)
+        convention = NameConvention.detect(store)
+        unpermuteQK = convention == .gguf && QKPermutation.applies(toGGUFArchitecture: config.modelType)
     }
+
+    public func name(_ role: TensorRole) -> String { role.name(convention) }
 
     public func read(_ name: String, shape: [Int]) throws -> [Float] {
         guard let info = store.lookup(name) else { throw WeightError.missing(source: store.sourcePath, tensor: name) }
@@ -110,48 +61,32 @@ public struct WeightReader {
         return values
     }
 
-    func optional(_ name: String, shape: [Int], present: Bool) throws -> [Float]? {
-        guard present || store.contains(name) else { return nil }
-        return try read(name, shape: shape)
+    /// The tensor with `role`, in HF row order.
+    public func read(_ role: TensorRole) throws -> [Float] {
+        let values = try read(name(role), shape: role.shape(config))
+        guard unpermuteQK, case .layer(_, let t) = role, [.q, .qBias, .k, .kBias].contains(t) else { return values }
+        return QKPermutation.toHuggingFace(values, rowWidth: t == .q || t == .k ? config.hidden : 1, headDim: config.headDim)
     }
 
-    /// Undoes llama.cpp's per-head row permutation: new[h·E + 2i + j] = old[h·E + j·E/2 + i].
-    func unpermute(_ w: [Float], heads: Int, rowWidth: Int) -> [Float] {
-        guard unpermuteQK else { return w }
-        let E = config.headDim
-        var out = w
-        for h in 0..<heads {
-            for i in 0..<(E / 2) {
-                for j in 0..<2 {
-                    let from = h * E + 2 * i + j, to = h * E + j * E / 2 + i
-                    for c in 0..<rowWidth { out[to * rowWidth + c] = w[from * rowWidth + c] }
-                }
-            }
-        }
-        return out
+    /// The tensor if the config implies it or the file has it.
+    func optional(_ l: Int, _ t: LayerTensor) throws -> [Float]? {
+        guard t.expected(in: config) || store.contains(name(.layer(l, t))) else { return nil }
+        return try read(.layer(l, t))
+    }
+
+    /// The output head, or nil when the model ties it to the embedding and the file has none.
+    public func lmHead() throws -> [Float]? {
+        config.tiedEmbeddings && !store.contains(name(.lmHead)) ? nil : try read(.lmHead)
     }
 
     public func layer(_ l: Int) throws -> LayerWeights {
-        let c = config, D = c.hidden, E = c.headDim, H = c.heads, G = c.kvHeads, F = c.intermediate
-        let n = names
+        func r(_ t: LayerTensor) throws -> [Float] { try read(.layer(l, t)) }
+        func o(_ t: LayerTensor) throws -> [Float]? { try optional(l, t) }
         return LayerWeights(
-            attnNorm: try read(n.layer(l, .attnNorm), shape: [D]),
-            wq: unpermute(try read(n.layer(l, .q(bias: false)), shape: [H * E, D]), heads: H, rowWidth: D),
-            wk: unpermute(try read(n.layer(l, .k(bias: false)), shape: [G * E, D]), heads: G, rowWidth: D),
-            wv: try read(n.layer(l, .v(bias: false)), shape: [G * E, D]),
-            wo: try read(n.layer(l, .o(bias: false)), shape: [D, H * E]),
-            bq: try optional(n.layer(l, .q(bias: true)), shape: [H * E], present: c.attentionBias).map { unpermute($0, heads: H, rowWidth: 1) },
-            bk: try optional(n.layer(l, .k(bias: true)), shape: [G * E], present: c.attentionBias).map { unpermute($0, heads: G, rowWidth: 1) },
-            bv: try optional(n.layer(l, .v(bias: true)), shape: [G * E], present: c.attentionBias),
-            bo: try optional(n.layer(l, .o(bias: true)), shape: [D], present: false),
-            qNorm: try optional(n.layer(l, .qNorm), shape: [E], present: c.qkNorm),
-            kNorm: try optional(n.layer(l, .kNorm), shape: [E], present: c.qkNorm),
-            mlpNorm: try read(n.layer(l, .mlpNorm), shape: [D]),
-            wGate: try read(n.layer(l, .gate(bias: false)), shape: [F, D]),
-            wUp: try read(n.layer(l, .up(bias: false)), shape: [F, D]),
-            wDown: try read(n.layer(l, .down(bias: false)), shape: [D, F]),
-            bGate: try optional(n.layer(l, .gate(bias: true)), shape: [F], present: c.mlpBias),
-            bUp: try optional(n.layer(l, .up(bias: true)), shape: [F], present: c.mlpBias),
-            bDown: try optional(n.layer(l, .down(bias: true)), shape: [D], present: c.mlpBias))
+            attnNorm: try r(.attnNorm), wq: try r(.q), wk: try r(.k), wv: try r(.v), wo: try r(.o),
+            bq: try o(.qBias), bk: try o(.kBias), bv: try o(.vBias), bo: try o(.oBias),
+            qNorm: try o(.qNorm), kNorm: try o(.kNorm), mlpNorm: try r(.mlpNorm),
+            wGate: try r(.gate), wUp: try r(.up), wDown: try r(.down),
+            bGate: try o(.gateBias), bUp: try o(.upBias), bDown: try o(.downBias))
     }
 }

@@ -70,10 +70,9 @@ public final class LlamaModel: ModelWeightSource {
         rope = Rope(config: config)
         self.threads = threads
         self.policy = policy
-        let D = config.hidden, V = config.vocab
-        embedding = try reader.read(reader.names.embedding, shape: [V, D])
-        finalNorm = try reader.read(reader.names.finalNorm, shape: [D])
-        lmHead = config.tiedEmbeddings && !store.contains(reader.names.lmHead) ? nil : try reader.read(reader.names.lmHead, shape: [V, D])
+        embedding = try reader.read(.embedding)
+        finalNorm = try reader.read(.finalNorm)
+        lmHead = try reader.lmHead()
         if policy == .resident { residentLayers = try (0..<config.layers).map { try reader.layer($0) } }
     }
 

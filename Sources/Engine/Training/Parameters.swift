@@ -22,10 +22,9 @@ public struct Parameters: ModelWeightSource {
     public init(store: any TensorStore, config: ModelConfig) throws {
         let reader = WeightReader(store: store, config: config)
         self.config = config
-        embedding = try reader.read(reader.names.embedding, shape: [config.vocab, config.hidden])
-        finalNorm = try reader.read(reader.names.finalNorm, shape: [config.hidden])
-        lmHead = config.tiedEmbeddings && !store.contains(reader.names.lmHead) ? nil
-            : try reader.read(reader.names.lmHead, shape: [config.vocab, config.hidden])
+        embedding = try reader.read(.embedding)
+        finalNorm = try reader.read(.finalNorm)
+        lmHead = try reader.lmHead()
         layers = try (0..<config.layers).map { try reader.layer($0) }
     }
 
@@ -50,57 +49,69 @@ public struct Parameters: ModelWeightSource {
     /// HF names and shapes in a fixed order (embedding, layers, norm, head); a layer's biases
     /// and q/k norms are listed where it has them.
     public var tensorList: [(name: String, shape: [Int])] {
-        let c = config, D = c.hidden, E = c.headDim, H = c.heads, G = c.kvHeads, F = c.intermediate
-        var list: [(String, [Int])] = [("model.embed_tokens.weight", [c.vocab, D])]
+        var list: [(String, [Int])] = [(TensorRole.embedding.name(.huggingFace), TensorRole.embedding.shape(config))]
         for (l, w) in layers.enumerated() {
-            let p = "model.layers.\(l)."
-            list += [(p + "input_layernorm.weight", [D]), (p + "self_attn.q_proj.weight", [H * E, D]),
-                     (p + "self_attn.k_proj.weight", [G * E, D]), (p + "self_attn.v_proj.weight", [G * E, D]),
-                     (p + "self_attn.o_proj.weight", [D, H * E]), (p + "post_attention_layernorm.weight", [D]),
-                     (p + "mlp.gate_proj.weight", [F, D]), (p + "mlp.up_proj.weight", [F, D]), (p + "mlp.down_proj.weight", [D, F])]
-            for (part, path, shape) in Self.optionalParts(E: E, H: H, G: G, D: D, F: F) where w[keyPath: path] != nil {
-                list.append((p + part, shape))
+            for t in LayerTensor.allCases where Self.has(w, t) {
+                let role = TensorRole.layer(l, t)
+                list.append((role.name(.huggingFace), role.shape(config)))
             }
         }
-        list.append(("model.norm.weight", [D]))
-        if lmHead != nil { list.append(("lm_head.weight", [c.vocab, D])) }
+        list.append((TensorRole.finalNorm.name(.huggingFace), TensorRole.finalNorm.shape(config)))
+        if lmHead != nil { list.append((TensorRole.lmHead.name(.huggingFace), TensorRole.lmHead.shape(config))) }
         return list
     }
 
-    /// The tensors a layer may or may not have: HF name, field, shape.
-    static func optionalParts(E: Int, H: Int, G: Int, D: Int, F: Int) -> [(String, WritableKeyPath<LayerWeights, [Float]?>, [Int])] {
-        [("self_attn.q_proj.bias", \.bq, [H * E]), ("self_attn.k_proj.bias", \.bk, [G * E]), ("self_attn.v_proj.bias", \.bv, [G * E]),
-         ("self_attn.o_proj.bias", \.bo, [D]), ("self_attn.q_norm.weight", \.qNorm, [E]), ("self_attn.k_norm.weight", \.kNorm, [E]),
-         ("mlp.gate_proj.bias", \.bGate, [F]), ("mlp.up_proj.bias", \.bUp, [F]), ("mlp.down_proj.bias", \.bDown, [D])]
+    /// Where each layer tensor lives in `LayerWeights`: a field every layer has, or one it may lack.
+    enum Field {
+        case required(WritableKeyPath<LayerWeights, [Float]>)
+        case optional(WritableKeyPath<LayerWeights, [Float]?>)
     }
 
-    /// Reads or writes the tensor called `name` through `body`.
+    static func field(_ t: LayerTensor) -> Field {
+        switch t {
+        case .attnNorm: return .required(\.attnNorm)
+        case .q: return .required(\.wq)
+        case .k: return .required(\.wk)
+        case .v: return .required(\.wv)
+        case .o: return .required(\.wo)
+        case .mlpNorm: return .required(\.mlpNorm)
+        case .gate: return .required(\.wGate)
+        case .up: return .required(\.wUp)
+        case .down: return .required(\.wDown)
+        case .qBias: return .optional(\.bq)
+        case .kBias: return .optional(\.bk)
+        case .vBias: return .optional(\.bv)
+        case .oBias: return .optional(\.bo)
+        case .qNorm: return .optional(\.qNorm)
+        case .kNorm: return .optional(\.kNorm)
+        case .gateBias: return .optional(\.bGate)
+        case .upBias: return .optional(\.bUp)
+        case .downBias: return .optional(\.bDown)
+        }
+    }
+
+    static func has(_ w: LayerWeights, _ t: LayerTensor) -> Bool {
+        if case .optional(let path) = field(t) { return w[keyPath: path] != nil }
+        return true
+    }
+
+    /// Reads or writes the tensor called `name` (an HF name) through `body`.
     public mutating func withTensor<R>(_ name: String, _ body: (inout [Float]) throws -> R) rethrows -> R? {
-        switch name {
-        case "model.embed_tokens.weight": return try body(&embedding)
-        case "model.norm.weight": return try body(&finalNorm)
-        case "lm_head.weight":
+        switch TensorRole.parse(name, .huggingFace) {
+        case .embedding: return try body(&embedding)
+        case .finalNorm: return try body(&finalNorm)
+        case .lmHead:
             guard lmHead != nil else { return nil }
             return try body(&lmHead!)
-        default: break
-        }
-        let parts = name.split(separator: ".")
-        guard parts.count >= 5, parts[0] == "model", parts[1] == "layers", let l = Int(parts[2]), layers.indices.contains(l) else { return nil }
-        let part = parts[3...].joined(separator: ".")
-        switch part {
-        case "input_layernorm.weight": return try body(&layers[l].attnNorm)
-        case "self_attn.q_proj.weight": return try body(&layers[l].wq)
-        case "self_attn.k_proj.weight": return try body(&layers[l].wk)
-        case "self_attn.v_proj.weight": return try body(&layers[l].wv)
-        case "self_attn.o_proj.weight": return try body(&layers[l].wo)
-        case "post_attention_layernorm.weight": return try body(&layers[l].mlpNorm)
-        case "mlp.gate_proj.weight": return try body(&layers[l].wGate)
-        case "mlp.up_proj.weight": return try body(&layers[l].wUp)
-        case "mlp.down_proj.weight": return try body(&layers[l].wDown)
-        default:
-            guard let (_, path, _) = Self.optionalParts(E: 0, H: 0, G: 0, D: 0, F: 0).first(where: { $0.0 == part }),
-                  layers[l][keyPath: path] != nil else { return nil }
-            return try body(&layers[l][keyPath: path]!)
+        case .layer(let l, let t):
+            guard layers.indices.contains(l) else { return nil }
+            switch Self.field(t) {
+            case .required(let path): return try body(&layers[l][keyPath: path])
+            case .optional(let path):
+                guard layers[l][keyPath: path] != nil else { return nil }
+                return try body(&layers[l][keyPath: path]!)
+            }
+        case nil: return nil
         }
     }
 

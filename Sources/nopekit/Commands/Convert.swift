@@ -87,7 +87,7 @@ struct Convert: ParsableCommand {
             try SafetensorsWriter.writeFolder(
                 outputs, metadata: metadata, to: output,
                 maxShardBytes: maxShardSize.flatMap(ByteSize.parse),
-                extraFiles: try companionFiles(of: checkpoint, target: target),
+                extraFiles: { try companionFiles(of: checkpoint, target: target) },
                 progress: progress.update)
         }
         Terminal.info("wrote \(output): \(outputs.count) tensors, \(ByteSize.format(total))")

@@ -48,7 +48,7 @@ struct Inspect: ParsableCommand {
             if c.rope.partialRotaryFactor != 1 { rope += ", rotary fraction \(c.rope.partialRotaryFactor)" }
             row("positions", "\(PositionSpec.describe(c.positions)): \(c.nopeLayerCount) of \(c.layers) layers NoPE; from \(c.positionSource)")
             row("", c.positions.map { $0 == .none ? "N" : "R" }.joined() + "  (layer 0 first; N = NoPE, R = RoPE \(rope))")
-            row("bakeable", c.notBakeableReason.map { "no: \($0)" } ?? "yes: a per-head temperature is exact as a scale on q_proj rows")
+            if let target = s.bakeTarget { row("bakeable", target.summary) }
         } else {
             row("architecture", "unknown: \(s.configProblem ?? "no config")")
         }

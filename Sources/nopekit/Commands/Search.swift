@@ -120,7 +120,7 @@ struct SearchCommand: ParsableCommand {
             searched = list.map { $0! }
         }
         var level: SearchProblem.Granularity = granularity == .layer ? .layer : .head
-        if config.qkNorm && granularity == nil {
+        if granularity == nil && BakeTarget.of(config, store: checkpoint.store) == .sharedQueryNorm {
             level = .layer
             Terminal.note("this model's q-norm weight is shared by all heads of a layer, so only a per-layer temperature can be baked into it: searching with --granularity layer")
         }

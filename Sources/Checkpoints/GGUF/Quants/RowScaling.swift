@@ -70,7 +70,10 @@ public enum RowScaling {
                 let bits = row.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)
                 let old = type == .f16 ? Double(Float16(bitPattern: bits)) : Double(ElementConversion.bf16ToF32(bits))
                 let target = old * l
-                let newBits = type == .f16 ? Float16(target).bitPattern : ElementConversion.f32ToBF16(Float(target))
+                // The product in F32, then rounded to the stored type: what numpy's
+                // (w.astype(float32) * s).astype(float16) and torch's bf16 cast compute.
+                let product = Float(old) * lambda
+                let newBits = type == .f16 ? Float16(product).bitPattern : ElementConversion.f32ToBF16(product)
                 let new = type == .f16 ? Double(Float16(bitPattern: newBits)) : Double(ElementConversion.bf16ToF32(newBits))
                 guard new.isFinite || !old.isFinite else {
                     throw QuantError.cannotScale(type: type, reason: "element \(i) (\(old)) × \(lambda) overflows \(type.name)")
@@ -155,6 +158,19 @@ public enum RowScaling {
             }
             for (o, v) in updates { row.storeBytes(of: v, toByteOffset: o, as: UInt16.self) }
             return report
+        }
+    }
+
+    /// Why rows of `type` cannot be scaled by `lambda` whatever their contents, or nil. (A scale
+    /// field that would overflow is found only while scaling.)
+    public static func refusal(_ type: GGMLType, by lambda: Float) -> String? {
+        switch type {
+        case .f32, .f64, .f16, .bf16, .q8_K, .iq1_M: return nil
+        case .mxfp4, .nvfp4:
+            return lambda.significandBitPattern == 0 && lambda.isNormal ? nil
+                : "\(type.name) stores power-of-two scales only; λ = \(lambda) would need requantising"
+        case .i8, .i16, .i32, .i64: return "integer tensors hold no weights to scale"
+        default: return halfFields(type) == nil ? "no scale field known for \(type.name)" : nil
         }
     }
 

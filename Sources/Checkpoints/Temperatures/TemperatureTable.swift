@@ -1,4 +1,3 @@
-import Checkpoints
 import Foundation
 
 /// Per-head softmax temperatures for a model: the `*.temps.json` file every stage exchanges.
@@ -61,8 +60,13 @@ public struct TemperatureTable: Equatable, Sendable {
         var scales: [[Float]?] = []
         for (l, row) in rows.enumerated() {
             if row.isNull { scales.append(nil); continue }
-            guard let values = row.arrayValue?.compactMap(\.doubleValue), values.count == heads else {
-                throw bad("scales row \(l) must be null or \(heads) numbers")
+            guard let items = row.arrayValue, items.count == heads else {
+                throw bad("scales row \(l) must be null or a list of \(heads) numbers")
+            }
+            var values: [Double] = []
+            for (h, item) in items.enumerated() {
+                guard let v = item.doubleValue else { throw bad("scales row \(l), head \(h): \(JSONWriter.compact(item)) is not a number") }
+                values.append(v)
             }
             guard values.allSatisfy({ $0.isFinite && $0 > 0 }) else { throw bad("scales row \(l): every scale must be finite and positive") }
             scales.append(values.map(Float.init))
@@ -88,6 +92,20 @@ public struct TemperatureTable: Equatable, Sendable {
             JSONMember("search", search),
         ])
     }
+
+    /// The table as one line of JSON (provenance in checkpoint metadata).
+    public var compactJSON: String { JSONWriter.compact(json) }
+
+    /// The scale of head `h` in layer `l` (1 for a layer that was not searched).
+    public func scale(layer l: Int, head h: Int) -> Float { scales[l]?[h] ?? 1 }
+
+    /// Whether every row has one value for all its heads (a per-layer temperature).
+    public var isConstantPerLayer: Bool {
+        scales.allSatisfy { row in row.map { r in r.allSatisfy { $0 == r[0] } } ?? true }
+    }
+
+    /// Whether every scale is 1 (the table changes nothing).
+    public var isIdentity: Bool { scales.allSatisfy { $0?.allSatisfy { $0 == 1 } ?? true } }
 
     /// Fails unless the table fits `config` (same layers, heads and head size).
     public func check(against config: ModelConfig, file: String) throws {

@@ -1,6 +1,5 @@
-import Checkpoints
+@testable import Checkpoints
 import Testing
-@testable import TemperatureSearch
 
 @Suite struct TemperatureTableTests {
     static let text = #"""
@@ -25,5 +24,22 @@ import Testing
     ])
     func refusesMalformedTables(_ text: String) throws {
         #expect(throws: TemperatureTableError.self) { try TemperatureTable.decode(try JSONReader.parse(text), file: "bad.json") }
+    }
+
+    /// A non-number is an error naming its row and head, not silently dropped.
+    @Test func namesTheRowOfANonNumber() throws {
+        let text = Self.text.replacingOccurrences(of: "[1.5, 1.0, 2.25]", with: #"[1.5, "1.0", 2.25]"#)
+        #expect(throws: TemperatureTableError.invalid(file: "bad.json", detail: #"scales row 0, head 1: "1.0" is not a number"#)) {
+            try TemperatureTable.decode(try JSONReader.parse(text), file: "bad.json")
+        }
+    }
+
+    @Test func tellsPerLayerTablesApart() throws {
+        var t = try TemperatureTable.decode(try JSONReader.parse(Self.text), file: "t.json")
+        #expect(!t.isConstantPerLayer && !t.isIdentity)
+        t.scales[0] = [1.25, 1.25, 1.25]
+        #expect(t.isConstantPerLayer && t.scale(layer: 0, head: 2) == 1.25 && t.scale(layer: 1, head: 0) == 1)
+        t.scales[0] = [1, 1, 1]
+        #expect(t.isIdentity)
     }
 }

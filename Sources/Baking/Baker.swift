@@ -1,0 +1,161 @@
+import Checkpoints
+import Dispatch
+import Foundation
+
+/// Writes a baked checkpoint: every tensor of the source streamed to the output in the
+/// source's own format and layout (same shards, same GGUF split, same tensor order), the
+/// planned rows scaled, the paper checkpoints' scale vectors dropped, every other byte copied,
+/// and provenance added. The source's checksum is computed on a second thread while the
+/// tensors are written; the headers that record it are completed in place before the output
+/// is renamed into place.
+public enum Baker {
+    /// What a bake would do, without writing.
+    public static func dryRun(_ plan: BakePlan, output: String) -> BakeReport {
+        BakeReport(plan: plan, output: output, scaled: plan.edits.map { BakeReport.Scaled(edit: $0, report: nil) },
+                   sourceSHA256: nil, copiedFiles: [], skippedFiles: [], written: false)
+    }
+
+    /// Bakes `plan` into `output`, which must not exist. Nothing is left at `output` (or beside
+    /// it) when this throws.
+    public static func bake(_ plan: BakePlan, to output: String, progress: ((Int, Int) -> Void)? = nil) throws -> BakeReport {
+        try checkOutput(output, for: plan.checkpoint)
+        let store = plan.checkpoint.store
+        let checksum = BackgroundChecksum(files: Array(Set(store.tensors.map(\.file))))
+        let dropped = Set(plan.dropped.map(\.name))
+        var scaled: [String: ScaledTensor] = [:]
+        for edit in plan.edits where edit.rowsChanged > 0 { scaled[edit.info.name] = ScaledTensor(edit, from: store) }
+        func written(_ info: TensorInfo) -> OutputTensor { scaled[info.name]?.output ?? .copy(info, from: store) }
+
+        var copiedFiles: [String] = [], skippedFiles: [String] = []
+        switch store {
+        case let gguf as GGUFFile:
+            var metadata = gguf.metadata
+            metadata.append(GGUFKeyValue(Provenance.ggufTemperaturesKey, .string(plan.table.compactJSON)))
+            metadata.append(GGUFKeyValue(Provenance.ggufSourceKey, .string(Provenance.placeholder)))
+            let kept = gguf.tensors.filter { !dropped.contains($0.name) }
+            let groups = gguf.partPaths.count > 1
+                ? gguf.partPaths.map { part in kept.filter { $0.file == part }.count }.filter { $0 > 0 } : nil
+            try GGUFWriter.write(metadata: metadata, tensors: kept.map(written), to: output, groups: groups,
+                                 late: { [GGUFKeyValue(Provenance.ggufSourceKey, .string(try checksum.wait()))] },
+                                 progress: progress)
+        case let file as SafetensorsFile:
+            try SafetensorsWriter.write(file.tensors.filter { !dropped.contains($0.name) }.map(written),
+                                        metadata: metadata(of: file, plan.table), late: { [Provenance.sourceKey: try checksum.wait()] },
+                                        to: output)
+        case let folder as ShardedSafetensors:
+            let shards = folder.shards.map { shard in
+                (file: (shard.path as NSString).lastPathComponent, tensors: shard.tensors.filter { !dropped.contains($0.name) }.map(written))
+            }.filter { !$0.tensors.isEmpty }
+            let indexPath = (folder.folder as NSString).appendingPathComponent(ShardedSafetensors.indexFileName)
+            let index: [UInt8]?
+            if dropped.isEmpty, FileManager.default.fileExists(atPath: indexPath) {
+                index = [UInt8](try Data(contentsOf: URL(fileURLWithPath: indexPath)))
+            } else {
+                index = shards.count > 1 ? Array(SafetensorsWriter.indexJSON(shards: shards).utf8) : nil
+            }
+            try SafetensorsWriter.writeFolder(
+                shards: shards, index: index, metadata: { metadata(of: folder.shards[$0], plan.table) },
+                late: { [Provenance.sourceKey: try checksum.wait()] }, to: output,
+                extraFiles: {
+                    let files = try companionFiles(plan, checksum: try checksum.wait(), weights: Set(folder.shards.map(\.path)))
+                    copiedFiles = files.copied.map(\.name)
+                    skippedFiles = files.skipped
+                    return files.copied
+                },
+                progress: progress)
+        default:
+            throw BakeError.unsupportedOutput(output: output, detail: "baking reads safetensors and GGUF checkpoints")
+        }
+        return BakeReport(plan: plan, output: output,
+                          scaled: plan.edits.map { BakeReport.Scaled(edit: $0, report: scaled[$0.info.name]?.report ?? (RowScaling.Report.none)) },
+                          sourceSHA256: try checksum.wait(), copiedFiles: copiedFiles, skippedFiles: skippedFiles, written: true)
+    }
+
+    /// The shard's own `__metadata__` plus the provenance keys (checksum still a placeholder).
+    static func metadata(of file: SafetensorsFile, _ table: TemperatureTable) -> [String: String] {
+        var m: [String: String] = [:]
+        for entry in file.header.metadata ?? [] { m[entry.key] = entry.value }
+        m[Provenance.temperaturesKey] = table.compactJSON
+        m[Provenance.sourceKey] = Provenance.placeholder
+        return m
+    }
+
+    /// File extensions of weights: never copied beside baked shards, since they would carry
+    /// the unpatched model.
+    static let weightExtensions: Set<String> = ["safetensors", "bin", "pt", "pth", "ckpt", "gguf", "h5", "msgpack", "onnx"]
+
+    /// config.json with the provenance added, and every other regular file of the source folder
+    /// byte for byte (tokenizer, generation config, README…). Subfolders and other weight files
+    /// are skipped and reported.
+    static func companionFiles(_ plan: BakePlan, checksum: String, weights: Set<String>)
+        throws -> (copied: [(name: String, contents: [UInt8])], skipped: [String]) {
+        let folder = plan.checkpoint.folder
+        let fm = FileManager.default
+        var copied: [(name: String, contents: [UInt8])] = []
+        var skipped: [String] = []
+        for name in try fm.contentsOfDirectory(atPath: folder).sorted() where !name.hasPrefix(".") {
+            let path = (folder as NSString).appendingPathComponent(name)
+            var isDir: ObjCBool = false
+            _ = fm.fileExists(atPath: path, isDirectory: &isDir)
+            if weights.contains(path) || name == ShardedSafetensors.indexFileName { continue }
+            if isDir.boolValue || weightExtensions.contains((name as NSString).pathExtension.lowercased()) {
+                skipped.append(name)
+                continue
+            }
+            var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+            if name == "config.json" { bytes = try configWithProvenance(bytes, file: path, table: plan.table, checksum: checksum) }
+            copied.append((name, bytes))
+        }
+        return (copied, skipped)
+    }
+
+    static func configWithProvenance(_ bytes: [UInt8], file: String, table: TemperatureTable, checksum: String) throws -> [UInt8] {
+        guard case .object(var members) = try JSONReader.parse(bytes) else {
+            throw ModelConfigError.unreadable(file: file, detail: "not a JSON object")
+        }
+        members.removeAll { $0.key == Provenance.temperaturesKey || $0.key == Provenance.sourceKey }
+        members.append(JSONMember(Provenance.temperaturesKey, table.json))
+        members.append(JSONMember(Provenance.sourceKey, .string(checksum)))
+        return Array((JSONWriter.pretty(.object(members)) + "\n").utf8)
+    }
+
+    /// Refuses an output that is the input or inside it, or whose name does not fit the format.
+    static func checkOutput(_ output: String, for checkpoint: Checkpoint) throws {
+        func resolved(_ p: String) -> String { URL(fileURLWithPath: p).standardizedFileURL.resolvingSymlinksInPath().path }
+        let out = resolved(output)
+        let input = resolved(checkpoint.path)
+        if out == input || out.hasPrefix(input + "/") { throw BakeError.outputInsideInput(output: output, input: checkpoint.path) }
+        for part in Set(checkpoint.store.tensors.map(\.file)) where resolved(part) == out {
+            throw BakeError.outputInsideInput(output: output, input: part)
+        }
+        switch checkpoint.format {
+        case .gguf where !output.hasSuffix(".gguf"):
+            throw BakeError.unsupportedOutput(output: output, detail: "the source is GGUF, so the output must be a .gguf file")
+        case .safetensorsFile where !output.hasSuffix(".safetensors"):
+            throw BakeError.unsupportedOutput(output: output, detail: "the source is one .safetensors file, so the output must be one too")
+        case .huggingFaceFolder where output.hasSuffix(".safetensors") || output.hasSuffix(".gguf"):
+            throw BakeError.unsupportedOutput(output: output, detail: "the source is a Hugging Face folder, so the output is a folder; give a folder path")
+        default: break
+        }
+    }
+}
+
+/// A checkpoint's SHA-256 computed on a background thread.
+final class BackgroundChecksum: @unchecked Sendable {
+    private var result: Result<String, Error>?
+    private let done = DispatchSemaphore(value: 0)
+
+    init(files: [String]) {
+        DispatchQueue.global(qos: .userInitiated).async { [self] in
+            result = Result { try SHA256.checkpoint(files: files) }
+            done.signal()
+        }
+    }
+
+    /// Blocks until the checksum is known.
+    func wait() throws -> String {
+        done.wait()
+        done.signal()
+        return try result!.get()
+    }
+}

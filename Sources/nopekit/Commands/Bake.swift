@@ -1,0 +1,89 @@
+import ArgumentParser
+import Baking
+import Checkpoints
+import Foundation
+
+/// `nopekit bake`: write a patched checkpoint with the temperatures in the weights.
+struct BakeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bake",
+        abstract: "Write a copy of a checkpoint with per-head temperatures (scales s_h) baked into the query weights.",
+        discussion: """
+            For each layer and head of the table, the head_dim rows of q_proj (and its bias) that \
+            produce head h are multiplied by s_h, so any stock runtime computes the extended model \
+            with its ordinary attention. Models with a q-norm get the scale on the norm weight \
+            instead (per head, or per layer when one weight is shared by all heads). Quantised GGUF \
+            tensors are scaled through their blocks' scale fields, without requantising. Every other \
+            tensor, metadata entry and companion file is copied byte for byte; the output records \
+            the table and the source's SHA-256. --from-checkpoint-scales bakes the \
+            model.layers.N.self_attn.scale_param vectors of HeadScale checkpoints (the paper's \
+            released model) and drops them, so the result loads in a stock Llama loader. The output \
+            appears only when complete; the source is never modified.
+            """)
+
+    enum Format: String, ExpressibleByArgument, CaseIterable { case same, safetensors, gguf }
+
+    @Argument(help: "Model folder, .safetensors or .gguf file.")
+    var model: String
+
+    @Option(name: .long, help: ArgumentHelp("Temperature table (*.temps.json) from `nopekit search`.", valueName: "table"))
+    var temps: String?
+
+    @Flag(name: .customLong("from-checkpoint-scales"), help: "Bake the checkpoint's own self_attn.scale_param vectors instead of a table.")
+    var fromCheckpointScales = false
+
+    @Option(name: .long, help: "Output: a folder (from a folder), a .safetensors file or a .gguf file; must not exist.")
+    var out: String
+
+    @Option(name: .long, help: "Output format: same (the source's). Converting is `nopekit convert`'s job.")
+    var format: Format = .same
+
+    @Flag(name: .customLong("dry-run"), help: "Print what would change (tensors, bytes) without writing.")
+    var dryRun = false
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var runtime: RuntimeOptions
+
+    func validate() throws {
+        guard (temps != nil) != fromCheckpointScales else {
+            throw ValidationError("give either --temps TABLE or --from-checkpoint-scales")
+        }
+    }
+
+    func run() throws {
+        let checkpoint = try Checkpoint.open(model, position: try modelOptions.positionSpec)
+        let sourceFormat = checkpoint.format == .gguf ? Format.gguf : .safetensors
+        if format != .same && format != sourceFormat {
+            throw BakeError.formatChange(source: model, requested: format.rawValue)
+        }
+        let scales: BakePlan.Scales = try temps.map { .table(try TemperatureTable.load($0), file: $0) } ?? .checkpoint
+        let plan = try BakePlan.make(checkpoint, scales: scales)
+        if plan.isIdentity { Terminal.note("every scale is 1: the output's tensors will equal the source's") }
+        let report: BakeReport
+        if dryRun {
+            report = Baker.dryRun(plan, output: out)
+        } else {
+            let progress = Progress("baking")
+            report = try Baker.bake(plan, to: out, progress: progress.update)
+            if !report.skippedFiles.isEmpty {
+                Terminal.warn("not copied (subfolders or other weight files, which would carry the unpatched model): \(report.skippedFiles.joined(separator: ", "))")
+            }
+        }
+        if output.json {
+            Terminal.output(JSONWriter.pretty(report.json, sortKeys: false))
+            return
+        }
+        let rows = report.changed.map { s in
+            [s.name, s.type, "\(s.rowsChanged)/\(s.rows)", s.report.map { String(format: "%.2e", $0.worstRelativeError) } ?? "–"]
+        }
+        if !rows.isEmpty {
+            Terminal.info(Terminal.table(rows, header: ["tensor", "type", "rows scaled", "worst rel. rounding"], rightAligned: [2, 3]))
+        }
+        let verb = dryRun ? "would write" : "wrote"
+        var summary = "\(verb) \(out): \(report.tensors) tensors, \(ByteSize.format(report.bytes)); \(report.changed.count) scaled (\(ByteSize.format(report.changedBytes)))"
+        if !report.dropped.isEmpty { summary += ", \(report.dropped.count) scale vectors dropped" }
+        Terminal.info(summary + " [\(report.target.summary)]")
+        if let worst = report.worstRelativeError { Terminal.info(String(format: "worst relative rounding of an edited value: %.3g", worst)) }
+    }
+}
