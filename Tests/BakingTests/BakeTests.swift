@@ -1,1 +1,193 @@
+@testable import Checkpoints
+import Foundation
 import Testing
+@testable import Baking
+@testable import Engine
+
+/// Shared helpers: fixture paths, temporary outputs, tables.
+enum BakeFixtures {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static func path(_ relative: String) -> String { root.appendingPathComponent(relative).path }
+
+    /// A fresh empty folder; the output goes inside it.
+    static func scratch(_ name: String = #function) throws -> String {
+        let dir = NSTemporaryDirectory() + "nopekit-bake-\(getpid())-\(name.filter(\.isLetter))-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    /// Seeded scales in [0.6, 2.5]; one value per layer when `perLayer`.
+    static func table(for c: ModelConfig, seed: UInt64, perLayer: Bool = false, skip: Set<Int> = []) -> TemperatureTable {
+        var state = seed
+        func next() -> Float {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return 0.6 + 1.9 * Float(state >> 40) / Float(1 << 24)
+        }
+        let scales: [[Float]?] = (0..<c.layers).map { l in
+            if skip.contains(l) { return nil }
+            if perLayer { let s = next(); return Array(repeating: s, count: c.heads) }
+            return (0..<c.heads).map { _ in next() }
+        }
+        return TemperatureTable(method: "test", architecture: c.modelType, layers: c.layers, heads: c.heads, headDim: c.headDim, scales: scales)
+    }
+
+    /// The files under `dir`, hidden ones included (a partial output would show here).
+    static func listing(_ dir: String) -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted() }
+}
+
+@Suite struct BakeEquivalenceTests {
+    /// Baking the table and running the baked model plainly gives the logits of the source run
+    /// with the table at runtime. Cases: NoPE with GQA, q and o biases with tied embeddings,
+    /// a hybrid SmolLM3 pattern, a sliding-window hybrid, and a shared q-norm (per-layer table).
+    @Test(arguments: ["nope_lambda", "llama_gqa4_tied_bias", "smollm3_every4", "window_hybrid", "qknorm_nope"])
+    func bakedLogitsEqualRuntimeScaling(_ name: String) throws {
+        let source = try Checkpoint.open(BakeFixtures.path("fixtures/engine/\(name)"))
+        let config = try source.requireConfig()
+        let perLayer = BakeTarget.of(config, store: source.store) == .sharedQueryNorm
+        let table = BakeFixtures.table(for: config, seed: 7, perLayer: perLayer, skip: [0])
+        let dir = try BakeFixtures.scratch(name)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let out = dir + "/baked"
+        let report = try Baker.bake(try BakePlan.make(source, scales: .table(table, file: "t")), to: out)
+        #expect(report.changed.count == (config.layers - 1) * (perLayer ? 1 : (config.attentionBias ? 2 : 1)))
+
+        let baked = try Checkpoint.open(out)
+        let tokens = [(0..<40).map { ($0 * 7 + 3) % config.vocab }]
+        let positions = Array(0..<40)
+        let reference = try LlamaModel(store: source.store, config: config, policy: .resident)
+            .forward(ForwardRequest(tokens: tokens, temperatures: table.scales, logitPositions: positions)).logits
+        let plain = try LlamaModel(store: baked.store, config: try baked.requireConfig(), policy: .resident)
+            .forward(ForwardRequest(tokens: tokens, logitPositions: positions)).logits
+        let scale = reference.map(abs).max() ?? 1
+        let worst = zip(reference, plain).map { abs($0 - $1) }.max() ?? 0
+        // F32: the only difference is where λ is rounded (into W_q once, or onto q·k each time).
+        #expect(worst / scale <= 1e-5, "\(name): max |Δlogit| / max |logit| = \(worst / scale)")
+        let unscaled = try LlamaModel(store: source.store, config: config, policy: .resident)
+            .forward(ForwardRequest(tokens: tokens, logitPositions: positions)).logits
+        #expect(zip(unscaled, plain).map { abs($0 - $1) }.max()! / scale > 1e-3, "the table must change the model")
+    }
+}
+
+@Suite struct BakeIdentityAndRefusalTests {
+    static let organism = BakeFixtures.path("fixtures/organism")
+
+    /// s_h = 1 everywhere: every tensor byte equals the source's.
+    @Test func unitScalesCopyEveryByte() throws {
+        let source = try Checkpoint.open(Self.organism)
+        let config = try source.requireConfig()
+        var table = BakeFixtures.table(for: config, seed: 1)
+        table.scales = table.scales.map { $0.map { $0.map { _ in 1 } } }
+        let dir = try BakeFixtures.scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let plan = try BakePlan.make(source, scales: .table(table, file: "ones"))
+        #expect(plan.isIdentity)
+        _ = try Baker.bake(plan, to: dir + "/out")
+        let baked = try Checkpoint.open(dir + "/out")
+        #expect(baked.store.tensors.map(\.name) == source.store.tensors.map(\.name))
+        for t in source.store.tensors {
+            let a = try source.store.withRawBytes(t.name) { Array($0) }
+            let b = try baked.store.withRawBytes(t.name) { Array($0) }
+            #expect(a == b, "\(t.name)")
+        }
+    }
+
+    /// The output records the table and the source's SHA-256 (the file's own, for one file).
+    @Test func recordsProvenance() throws {
+        let source = try Checkpoint.open(Self.organism)
+        let table = BakeFixtures.table(for: try source.requireConfig(), seed: 2)
+        let dir = try BakeFixtures.scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let report = try Baker.bake(try BakePlan.make(source, scales: .table(table, file: "t")), to: dir + "/out")
+        let expected = try SHA256.file(Self.organism + "/model.safetensors")
+        #expect(report.sourceSHA256 == expected)
+        let file = try SafetensorsFile(path: dir + "/out/model.safetensors")
+        #expect(file.header.metadataValue(Provenance.sourceKey) == expected)
+        #expect(file.header.metadataValue("format") == "pt")
+        let recorded = try TemperatureTable.decode(try JSONReader.parse(Array(file.header.metadataValue(Provenance.temperaturesKey)!.utf8)), file: "meta")
+        #expect(recorded.scales == table.scales)
+        let config = try JSONReader.parse([UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/out/config.json"))))
+        #expect(config[Provenance.sourceKey]?.stringValue == expected && config[Provenance.temperaturesKey]?["scales"] != nil)
+        #expect(config["model_type"]?.stringValue == "llama")
+        for f in ["tokenizer.json", "tokenizer_config.json", "TRAINING.md"] {
+            #expect(try Data(contentsOf: URL(fileURLWithPath: "\(dir)/out/\(f)")) == Data(contentsOf: URL(fileURLWithPath: "\(Self.organism)/\(f)")))
+        }
+        // Baking the baked model again would multiply the scales: refused.
+        #expect(throws: BakeError.alreadyBaked(source: dir + "/out")) {
+            try BakePlan.make(try Checkpoint.open(dir + "/out"), scales: .table(table, file: "t"))
+        }
+    }
+
+    @Test func refusesATableOfAnotherShape() throws {
+        let source = try Checkpoint.open(Self.organism)
+        let config = try source.requireConfig()
+        var table = BakeFixtures.table(for: config, seed: 3)
+        table.heads += 1
+        table.scales = table.scales.map { $0.map { $0 + [1] } }
+        #expect(throws: TemperatureTableError.self) { try BakePlan.make(source, scales: .table(table, file: "wide.temps.json")) }
+        var short = BakeFixtures.table(for: config, seed: 3)
+        short.layers -= 1
+        short.scales.removeLast()
+        #expect(throws: TemperatureTableError.self) { try BakePlan.make(source, scales: .table(short, file: "short.temps.json")) }
+    }
+
+    /// A per-head table cannot go into a q-norm weight shared by the heads; a per-layer one can.
+    @Test func sharedQueryNormTakesPerLayerTablesOnly() throws {
+        let source = try Checkpoint.open(BakeFixtures.path("fixtures/engine/qknorm_nope"))
+        let config = try source.requireConfig()
+        #expect(BakeTarget.of(config, store: source.store) == .sharedQueryNorm)
+        #expect(throws: BakeError.perHeadTableForSharedNorm(table: "head.temps.json", layer: 0)) {
+            try BakePlan.make(source, scales: .table(BakeFixtures.table(for: config, seed: 4), file: "head.temps.json"))
+        }
+        let plan = try BakePlan.make(source, scales: .table(BakeFixtures.table(for: config, seed: 4, perLayer: true), file: "layer"))
+        #expect(plan.edits.allSatisfy { $0.info.name.hasSuffix("q_norm.weight") })
+    }
+
+    /// Llama 4's temperature grows with the position: no constant can express it.
+    @Test func refusesPositionDependentTemperatures() throws {
+        let organism = try Checkpoint.open(Self.organism)
+        var config = try organism.requireConfig()
+        config.temperatureTuning = TemperatureTuning(floorScale: 8192, attnScale: 0.1)
+        let checkpoint = Checkpoint(path: "llama4-like", format: .huggingFaceFolder, store: organism.store, folder: Self.organism,
+                                    config: config, configProblem: nil, configPath: nil)
+        #expect(BakeTarget.of(config, store: organism.store).isBakeable == false)
+        #expect(throws: BakeError.self) { try BakePlan.make(checkpoint, scales: .table(BakeFixtures.table(for: config, seed: 5), file: "t")) }
+    }
+
+    @Test func refusesAnOutputInsideTheInput() throws {
+        let source = try Checkpoint.open(Self.organism)
+        let plan = try BakePlan.make(source, scales: .table(BakeFixtures.table(for: try source.requireConfig(), seed: 6), file: "t"))
+        let before = BakeFixtures.listing(Self.organism)
+        #expect(throws: BakeError.outputInsideInput(output: Self.organism + "/baked", input: Self.organism)) {
+            try Baker.bake(plan, to: Self.organism + "/baked")
+        }
+        #expect(throws: BakeError.outputInsideInput(output: Self.organism, input: Self.organism)) { try Baker.bake(plan, to: Self.organism) }
+        #expect(BakeFixtures.listing(Self.organism) == before)
+    }
+
+    /// A scale that overflows F16 is found while writing: the bake fails naming the tensor and
+    /// row, and neither the output nor a partial file is left behind.
+    @Test func overflowMidWriteLeavesNothing() throws {
+        let dir = try BakeFixtures.scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // An F16 copy of the organism, made with our own (tested) converter.
+        let source = try Checkpoint.open(Self.organism)
+        let f16 = dir + "/f16.safetensors"
+        try SafetensorsWriter.write(try source.store.tensors.map { try TensorRetyping.output($0, from: source.store, target: .f16) },
+                                    metadata: [:], to: f16)
+        try FileManager.default.copyItem(atPath: Self.organism + "/config.json", toPath: dir + "/config.json")
+        let checkpoint = try Checkpoint.open(f16)
+        var table = BakeFixtures.table(for: try checkpoint.requireConfig(), seed: 8)
+        table.scales[3] = Array(repeating: 1e6, count: table.heads)
+        let plan = try BakePlan.make(checkpoint, scales: .table(table, file: "t"))
+        let before = BakeFixtures.listing(dir)
+        do {
+            _ = try Baker.bake(plan, to: dir + "/out.safetensors")
+            Issue.record("an overflowing scale must fail")
+        } catch let error as BakeError {
+            guard case .cannotScale(_, let tensor, let reason) = error else { Issue.record("\(error)"); return }
+            #expect(tensor == "model.layers.3.self_attn.q_proj.weight" && reason.contains("overflows F16"))
+        }
+        #expect(BakeFixtures.listing(dir) == before)
+    }
+}

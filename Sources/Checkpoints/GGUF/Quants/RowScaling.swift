@@ -53,8 +53,14 @@ public enum RowScaling {
             for i in 0..<elements {
                 let old = Double(row.loadUnaligned(fromByteOffset: 4 * i, as: Float.self))
                 let new = Float(old * l)
-                row.storeBytes(of: new, toByteOffset: 4 * i, as: Float.self)
+                guard new.isFinite || !old.isFinite else {
+                    throw QuantError.cannotScale(type: type, reason: "element \(i) (\(old)) × \(lambda) overflows F32")
+                }
                 report = report.merged(Report(worstRelativeError: relative(Double(new), old * l), edits: 1))
+            }
+            // Validated above: now write (F32·λ rounds exactly as Float multiplication does).
+            for i in 0..<elements {
+                row.storeBytes(of: row.loadUnaligned(fromByteOffset: 4 * i, as: Float.self) * lambda, toByteOffset: 4 * i, as: Float.self)
             }
             return report
         case .f64:
