@@ -26,6 +26,7 @@ test: deps venv
 	$(PY) scripts/interop/check_safetensors.py --nopekit .build/debug/nopekit --workdir .build/interop
 	$(PY) scripts/interop/check_gguf.py --nopekit .build/debug/nopekit --workdir .build/interop-gguf
 	$(PY) scripts/interop/check_pretrain.py --nopekit .build/debug/nopekit --workdir .build/interop-pretrain
+	$(PY) scripts/interop/check_bake.py --nopekit .build/debug/nopekit --workdir .build/interop-bake
 
 ## deps: Debian packages (OpenBLAS, zlib, OpenSSL's libcrypto, pkg-config, Python venv), installed only if missing.
 deps:
@@ -53,6 +54,7 @@ fixtures: venv
 	$(PY) scripts/reference/make_safetensors_fixtures.py
 	$(PY) scripts/reference/make_gguf_fixtures.py
 	$(PY) scripts/reference/gen_iq_tables.py
+	$(PY) scripts/reference/make_bake_fixtures.py
 
 clean:
 	rm -rf .build

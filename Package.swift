@@ -24,7 +24,7 @@ let package = Package(
         .target(name: "Tokenizers", dependencies: ["Checkpoints"]),
         .target(name: "TemperatureSearch", dependencies: ["Engine", "Tokenizers", "Checkpoints"]),
         // Random-weight models and memory probes for `nopekit bench`: kept out of the library path.
-        .target(name: "BenchSupport", dependencies: ["Engine", "Checkpoints"]),
+        .target(name: "BenchSupport", dependencies: ["Engine", "Checkpoints", "Baking"]),
         .target(name: "Pretraining", dependencies: ["Engine", "Tokenizers", "Checkpoints"]),
         // Writing patched checkpoints: file work only, no BLAS, no model run.
         .target(name: "Baking", dependencies: ["Checkpoints"]),

@@ -10,6 +10,7 @@ import Testing
         ("tokenize.help.txt", ["tokenize", "--help"]), ("score.help.txt", ["score", "--help"]), ("bench-forward.help.txt", ["bench", "forward", "--help"]),
         ("pretrain.help.txt", ["pretrain", "--help"]), ("corpus.help.txt", ["corpus", "--help"]), ("bench-train.help.txt", ["bench", "train", "--help"]),
         ("search.help.txt", ["search", "--help"]), ("bench-search.help.txt", ["bench", "search", "--help"]),
+        ("bake.help.txt", ["bake", "--help"]), ("bench-bake.help.txt", ["bench", "bake", "--help"]),
     ])
     func helpMatchesGolden(_ golden: String, _ arguments: [String]) throws {
         let r = try CLIRunner.run(arguments)
@@ -44,6 +45,33 @@ import Testing
         let rope = try CLIRunner.run(["search", "fixtures/organism", "--position", "rope", "--data", text, "--target-length", "128",
                                       "--out", dir.appendingPathComponent("r.temps.json").path])
         #expect(rope.status != 0 && rope.stderr.contains("no NoPE layers"))
+    }
+
+    /// `bake`: a dry run reports without writing; a real run writes the folder and says what it
+    /// scaled; a table of another shape is refused with the file named and nothing written.
+    @Test func bakeWritesAPatchedFolder() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nopekit-cli-bake-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let table = dir.appendingPathComponent("t.temps.json").path, out = dir.appendingPathComponent("baked").path
+        let rows = (0..<4).map { l in l == 0 ? "null" : "[" + (0..<6).map { "\(1.0 + 0.25 * Double($0 + l))" }.joined(separator: ", ") + "]" }
+        try #"{"format": "nopekit.temperatures/1", "method": "headscale", "model": {"architecture": "llama", "layers": 4, "heads": 6, "head_dim": 32}, "scales": [\#(rows.joined(separator: ", "))]}"#
+            .write(toFile: table, atomically: true, encoding: .utf8)
+        let dry = try CLIRunner.run(["bake", "fixtures/organism", "--temps", table, "--out", out, "--dry-run", "--json"])
+        #expect(dry.status == 0, "\(dry.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(dry.stdout.utf8)) as? [String: Any])
+        #expect(report["written"] as? Bool == false && report["tensors_changed"] as? Int == 3 && report["target"] as? String == "q_proj_rows")
+        #expect(!FileManager.default.fileExists(atPath: out))
+        let r = try CLIRunner.run(["bake", "fixtures/organism", "--temps", table, "--out", out])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("model.layers.3.self_attn.q_proj.weight") && r.stderr.contains("3 scaled"))
+        #expect(FileManager.default.fileExists(atPath: out + "/model.safetensors") && FileManager.default.fileExists(atPath: out + "/config.json"))
+        let wide = dir.appendingPathComponent("wide.temps.json").path
+        try String(contentsOfFile: table, encoding: .utf8).replacingOccurrences(of: "\"heads\": 6", with: "\"heads\": 5").write(toFile: wide, atomically: true, encoding: .utf8)
+        let refused = try CLIRunner.run(["bake", "fixtures/organism", "--temps", wide, "--out", out + "2"])
+        #expect(refused.status != 0 && refused.stderr.contains("wide.temps.json") && !FileManager.default.fileExists(atPath: out + "2"))
+        let neither = try CLIRunner.run(["bake", "fixtures/organism", "--out", out + "3"])
+        #expect(neither.status == 64 && neither.stderr.contains("--temps"))
     }
 
     @Test func inspectJSONMatchesGolden() throws {

@@ -11,7 +11,7 @@ import Tokenizers
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure nopekit's speed on this machine.",
-        subcommands: [BenchForward.self, BenchSearch.self, BenchTrain.self, BenchTokenize.self])
+        subcommands: [BenchForward.self, BenchSearch.self, BenchTrain.self, BenchTokenize.self, BenchBake.self])
 }
 
 /// One forward pass: throughput against the machine's own sgemm, measured in the same run.
@@ -220,6 +220,45 @@ struct BenchTrain: ParsableCommand {
         if output.json { Terminal.output(JSONWriter.pretty(json, sortKeys: false)); return }
         Terminal.output(String(format: "train step (%d × %d, %d parameters): %.3f s median, %.0f tokens/s; forward only %.3f s (step = %.2f × forward)",
                                batch, length, trainer.parameterCount, step, tokensPerStep / step, forward, step / forward))
+    }
+}
+
+/// Bake throughput against `cp` of the same files (docs/benchmarks.md: ≥ 0.8× for a 1 GB model).
+struct BenchBake: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bake",
+        abstract: "Bake a seeded per-head table into a checkpoint and compare the time with cp of the same files.")
+
+    @Option(name: .long, help: "The checkpoint to bake (folder, .safetensors or .gguf).")
+    var model: String
+
+    @Option(name: .long, help: "Scratch folder for the outputs (removed after each run); same file system as a real bake's output.")
+    var workdir: String = "/tmp/nopekit-bench-bake"
+
+    @Option(name: .long, help: "Runs of each (the fastest is kept).")
+    var `repeat`: Int = 3
+
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var runtime: RuntimeOptions
+
+    func validate() throws {
+        guard `repeat` >= 1 else { throw ValidationError("--repeat must be at least 1") }
+    }
+
+    func run() throws {
+        let r = try BakeBenchmark.run(model: model, workdir: workdir, repeats: `repeat`)
+        let gb = Double(r.bytes) / 1e9
+        Terminal.info(String(format: "%@: %.2f GB of tensors (%.1f MB scaled)", model, gb, Double(r.changedBytes) / 1e6))
+        Terminal.info(String(format: "bake %.2f s (%.2f GB/s); cp %.2f s; cp + sync %.2f s", r.bakeSeconds, gb / r.bakeSeconds, r.copySeconds, r.copySyncSeconds))
+        Terminal.info(String(format: "bake throughput / cp: %.2f×; / (cp + sync): %.2f×", r.ratioToCopy, r.ratioToCopySync))
+        if output.json {
+            Terminal.output(JSONWriter.pretty(.object([
+                JSONMember("model", .string(model)), JSONMember("bytes", .int(r.bytes)), JSONMember("changed_bytes", .int(r.changedBytes)),
+                JSONMember("bake_s", .double(r.bakeSeconds)), JSONMember("cp_s", .double(r.copySeconds)),
+                JSONMember("cp_sync_s", .double(r.copySyncSeconds)), JSONMember("ratio_to_cp", .double(r.ratioToCopy)),
+                JSONMember("ratio_to_cp_sync", .double(r.ratioToCopySync)),
+            ]), sortKeys: false))
+        }
     }
 }
 
