@@ -9,6 +9,10 @@ public struct OutputTensor {
     public var shape: [Int]
     public var byteCount: Int
     public var produce: (_ sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Void
+    /// Where the bytes already lie, unchanged, in a file (a tensor copied from a mapped
+    /// checkpoint): writers then let the kernel copy them (`copy_file_range`) instead of
+    /// calling `produce`, as `cp` does.
+    public var fileRange: (path: String, offset: Int)?
 
     public init(name: String, type: TensorType, shape: [Int], byteCount: Int,
                 produce: @escaping (_ sink: (UnsafeRawBufferPointer) throws -> Void) throws -> Void) {
@@ -36,8 +40,10 @@ public struct OutputTensor {
 
     /// A stored tensor streamed unchanged from `store`.
     public static func copy(_ info: TensorInfo, from store: any TensorStore) -> OutputTensor {
-        OutputTensor(name: info.name, type: info.type, shape: info.shape, byteCount: info.byteCount) { sink in
+        var t = OutputTensor(name: info.name, type: info.type, shape: info.shape, byteCount: info.byteCount) { sink in
             try store.forEachChunk(info.name, chunkBytes: 8 << 20, sink)
         }
+        if store.mapsFiles { t.fileRange = (info.file, info.fileOffset) }
+        return t
     }
 }

@@ -45,6 +45,9 @@ public protocol TensorStore: AnyObject {
     /// Where the checkpoint came from (file or folder), for messages.
     var sourcePath: String { get }
 
+    /// Whether `TensorInfo.file`/`fileOffset` locate each tensor's bytes in a real file.
+    var mapsFiles: Bool { get }
+
     /// The tensor called `name`, if there is one (a dictionary lookup, not a scan).
     func lookup(_ name: String) -> TensorInfo?
 
@@ -57,6 +60,8 @@ public protocol TensorStore: AnyObject {
 }
 
 extension TensorStore {
+    public var mapsFiles: Bool { false }
+
     public func info(_ name: String) throws -> TensorInfo {
         guard let t = lookup(name) else {
             throw TensorStoreError.tensorNotFound(name: name, source: sourcePath)

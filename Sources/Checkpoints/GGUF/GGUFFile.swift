@@ -15,6 +15,7 @@ public final class GGUFFile: TensorStore {
     private let byName: [String: (part: Int, index: Int, entry: Int)]
 
     public var sourcePath: String { path }
+    public var mapsFiles: Bool { true }
     /// The first part's header: version, alignment.
     public var header: GGUFHeader { parts[0] }
     /// Metadata of the first part (where llama.cpp and gguf-py put all of it), without the

@@ -112,12 +112,8 @@ public enum GGUFWriter {
             let header = headerBytes(part, alignment: alignment)
             try file.write(header)
             for t in part.tensors {
-                let before = file.bytesWritten
-                try t.produce { try file.write($0) }
-                let produced = file.bytesWritten - before
-                guard produced == t.byteCount else {
-                    throw WriterError.sizeMismatch(path: part.path, tensor: t.name, expected: t.byteCount, produced: produced)
-                }
+                try file.append(t)
+                let produced = t.byteCount
                 try file.write([UInt8](repeating: 0, count: GGUFHeader.alignUp(produced, alignment) - produced))
                 done += produced
                 progress?(done, total)

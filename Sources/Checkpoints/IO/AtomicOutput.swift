@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CFileCopy
 import Foundation
 
 /// Output that appears at its final path only when complete.
@@ -121,6 +122,9 @@ public final class OutputFile {
     private var buffer: [UInt8] = []
     private let bufferCapacity = 1 << 20
     public private(set) var bytesWritten = 0
+    /// Bytes already handed to writeback (`startWriteback`).
+    private var writebackStarted = 0
+    private static let writebackStep = 64 << 20
 
     /// Creates `path`, which must not exist.
     public init(creating path: String) throws {
@@ -140,6 +144,7 @@ public final class OutputFile {
             if bytes.count >= bufferCapacity { try writeAll(bytes) } else { buffer.append(contentsOf: bytes) }
         }
         bytesWritten += bytes.count
+        startWriteback()
     }
 
     public func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }
@@ -148,6 +153,64 @@ public final class OutputFile {
         guard !buffer.isEmpty else { return }
         try buffer.withUnsafeBytes { try writeAll($0) }
         buffer.removeAll(keepingCapacity: true)
+    }
+
+    /// Appends `tensor`'s bytes: copied by the kernel from its source file when it has one
+    /// (`copy_file_range`, falling back to read/write where the file systems cannot), else
+    /// streamed from `produce`. Checks the byte count either way.
+    public func append(_ tensor: OutputTensor) throws {
+        let before = bytesWritten
+        if let range = tensor.fileRange {
+            try copy(from: range.path, offset: range.offset, count: tensor.byteCount)
+        } else {
+            try tensor.produce { try write($0) }
+        }
+        guard bytesWritten - before == tensor.byteCount else {
+            throw WriterError.sizeMismatch(path: path, tensor: tensor.name, expected: tensor.byteCount, produced: bytesWritten - before)
+        }
+    }
+
+    /// Appends `count` bytes of `source` from `offset`.
+    func copy(from source: String, offset: Int, count: Int) throws {
+        try flush()
+        let input = open(source, O_RDONLY | O_CLOEXEC)
+        guard input >= 0 else { throw FileError.cannotOpen(path: source, reason: String(cString: strerror(errno))) }
+        defer { close(input) }
+        var position = Int64(offset)
+        var left = count
+        while left > 0 {
+            try Interruption.check(path)
+            let n = Int(nopekit_copy_file_range(input, &position, fd, UInt(min(left, 64 << 20))))
+            if n < 0 {
+                if errno == EINTR { continue }
+                if [EXDEV, ENOSYS, EINVAL, EOPNOTSUPP].contains(errno) { break }  // copy below
+                throw error(errno)
+            }
+            if n == 0 { throw FileError.cannotOpen(path: source, reason: "ends before byte \(Int(position)) (truncated while copying?)") }
+            left -= n
+            bytesWritten += n
+            startWriteback()
+        }
+        var chunk = [UInt8](repeating: 0, count: min(left, 8 << 20))
+        while left > 0 {
+            let n = chunk.withUnsafeMutableBytes { pread(input, $0.baseAddress!, min(left, $0.count), off_t(position)) }
+            if n < 0 { if errno == EINTR { continue }; throw FileError.cannotOpen(path: source, reason: String(cString: strerror(errno))) }
+            if n == 0 { throw FileError.cannotOpen(path: source, reason: "ends before byte \(Int(position)) (truncated while copying?)") }
+            try chunk.withUnsafeBytes { try writeAll(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            position += Int64(n)
+            left -= n
+            bytesWritten += n
+        }
+    }
+
+    /// Starts writeback of every whole 64 MiB written since the last call, so disk writes
+    /// overlap the copying instead of all waiting for `finish`. Advisory: errors are ignored
+    /// here and reported by `finish`'s fdatasync.
+    private func startWriteback() {
+        let flushed = bytesWritten - buffer.count
+        guard flushed - writebackStarted >= Self.writebackStep else { return }
+        _ = nopekit_start_writeback(fd, Int64(writebackStarted), Int64(flushed - writebackStarted))
+        writebackStarted = flushed
     }
 
     /// Replaces bytes already written at `offset` (a header completed after the data), without

@@ -9,6 +9,7 @@ public final class SafetensorsFile: TensorStore {
     private let byName: [String: Int]
 
     public var sourcePath: String { path }
+    public var mapsFiles: Bool { true }
     public var fileSize: Int { mapped.size }
 
     public init(path: String) throws {

@@ -42,16 +42,17 @@ public enum SafetensorsWriter {
     public typealias LateMetadata = () throws -> [String: String]
 
     /// Writes one file at `path` (atomically: temporary name, then rename).
+    /// `progress` is called after each tensor with its byte count.
     public static func write(_ tensors: [OutputTensor], metadata: [String: String], late: LateMetadata? = nil,
-                             to path: String) throws {
+                             to path: String, progress: ((Int) -> Void)? = nil) throws {
         let output = try AtomicOutput(finalPath: path, kind: .file)
-        try writeShard(tensors, metadata: metadata, late: late, to: output.temporaryPath)
+        try writeShard(tensors, metadata: metadata, late: late, to: output.temporaryPath, progress: progress)
         try output.commit()
     }
 
     /// Writes the bytes of one shard to `path` (which must not exist).
     static func writeShard(_ tensors: [OutputTensor], metadata: [String: String], late: LateMetadata? = nil,
-                           to path: String) throws {
+                           to path: String, progress: ((Int) -> Void)? = nil) throws {
         if let q = tensors.first(where: { $0.dtype == nil }) {
             throw WriterError.notPlain(path: path, tensor: q.name, type: q.type.name)
         }
@@ -66,12 +67,8 @@ public enum SafetensorsWriter {
         let file = try OutputFile(creating: path)
         try file.write(headerBytes)
         for t in ordered {
-            let before = file.bytesWritten
-            try t.produce { chunk in try file.write(chunk) }
-            let produced = file.bytesWritten - before
-            guard produced == t.byteCount else {
-                throw WriterError.sizeMismatch(path: path, tensor: t.name, expected: t.byteCount, produced: produced)
-            }
+            try file.append(t)
+            progress?(t.byteCount)
         }
         if let late {
             let final = header(for: ordered, metadata: metadata.merging(try late()) { $1 })
@@ -171,17 +168,10 @@ public enum SafetensorsWriter {
         let total = shards.reduce(0) { $0 + $1.tensors.reduce(0) { $0 + $1.byteCount } }
         var done = 0
         for (i, shard) in shards.enumerated() {
-            let counted = shard.tensors.map { t -> OutputTensor in
-                var t = t
-                let produce = t.produce
-                t.produce = { sink in
-                    try produce(sink)
-                    done += t.byteCount
-                    progress?(done, total)
-                }
-                return t
+            try writeShard(shard.tensors, metadata: metadata(i), late: late, to: output.temporaryChild(shard.file)) { bytes in
+                done += bytes
+                progress?(done, total)
             }
-            try writeShard(counted, metadata: metadata(i), late: late, to: output.temporaryChild(shard.file))
         }
         if let index { try writeSmallFile(index, to: output.temporaryChild(ShardedSafetensors.indexFileName)) }
         for extra in try extraFiles() {

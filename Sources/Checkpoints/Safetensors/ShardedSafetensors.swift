@@ -22,6 +22,7 @@ public final class ShardedSafetensors: TensorStore {
     private let byName: [String: (shard: Int, tensor: TensorInfo)]
 
     public var sourcePath: String { folder }
+    public var mapsFiles: Bool { true }
 
     public init(folder: String) throws {
         self.folder = folder

@@ -76,13 +76,10 @@ struct Convert: ParsableCommand {
         let total = outputs.reduce(0) { $0 + $1.byteCount }
         if writesSingleFile {
             var done = 0
-            let counted = outputs.map { t -> OutputTensor in
-                var t = t
-                let produce = t.produce
-                t.produce = { sink in try produce(sink); done += t.byteCount; progress.update(done, total) }
-                return t
+            try SafetensorsWriter.write(outputs, metadata: metadata, to: output) { bytes in
+                done += bytes
+                progress.update(done, total)
             }
-            try SafetensorsWriter.write(counted, metadata: metadata, to: output)
         } else {
             try SafetensorsWriter.writeFolder(
                 outputs, metadata: metadata, to: output,

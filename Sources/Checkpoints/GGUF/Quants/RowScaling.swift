@@ -70,25 +70,25 @@ public enum RowScaling {
             }
             return Report(worstRelativeError: 0x1p-53, edits: elements)
         case .f16, .bf16:
-            var updates: [UInt16] = []
-            var report = Report.none
+            // The product in F32, then rounded to the stored type: what numpy's
+            // (w.astype(float32) * s).astype(float16) and torch's bf16 cast compute.
+            let half = type == .f16
+            var updates = [UInt16](repeating: 0, count: elements)
+            var worst = 0.0
             for i in 0..<elements {
                 let bits = row.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)
-                let old = type == .f16 ? Double(Float16(bitPattern: bits)) : Double(ElementConversion.bf16ToF32(bits))
-                let target = old * l
-                // The product in F32, then rounded to the stored type: what numpy's
-                // (w.astype(float32) * s).astype(float16) and torch's bf16 cast compute.
-                let product = Float(old) * lambda
-                let newBits = type == .f16 ? Float16(product).bitPattern : ElementConversion.f32ToBF16(product)
-                let new = type == .f16 ? Double(Float16(bitPattern: newBits)) : Double(ElementConversion.bf16ToF32(newBits))
+                let old = half ? Float(Float16(bitPattern: bits)) : ElementConversion.bf16ToF32(bits)
+                let product = old * lambda
+                let newBits = half ? Float16(product).bitPattern : ElementConversion.f32ToBF16(product)
+                let new = half ? Double(Float16(bitPattern: newBits)) : Double(ElementConversion.bf16ToF32(newBits))
                 guard new.isFinite || !old.isFinite else {
                     throw QuantError.cannotScale(type: type, reason: "element \(i) (\(old)) × \(lambda) overflows \(type.name)")
                 }
-                updates.append(newBits)
-                report = report.merged(Report(worstRelativeError: relative(new, target), edits: 1))
+                updates[i] = newBits
+                worst = max(worst, relative(new, Double(old) * l))
             }
-            for (i, b) in updates.enumerated() { row.storeBytes(of: b, toByteOffset: 2 * i, as: UInt16.self) }
-            return report
+            updates.withUnsafeBytes { row.copyMemory(from: $0.baseAddress!, byteCount: 2 * elements) }
+            return Report(worstRelativeError: worst, edits: elements)
         case .q8_K:
             for b in 0..<blocks {
                 let o = b * type.blockBytes
