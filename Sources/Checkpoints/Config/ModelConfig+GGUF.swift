@@ -3,7 +3,7 @@
 /// tied embeddings mean there is no `output.weight`; biases and q/k norms are seen in the
 /// tensor list. GGUF has no key for NoPE layers: `smollm3` and `llama4` hard-code every 4th
 /// layer (llama.cpp `n_no_rope_layer_step`), `llama` always applies RoPE, and nopekit's own
-/// `nopekit.position` key (written by its bake) overrides both.
+/// `nopekit.position` key (for files nopekit writes) overrides both.
 extension ModelConfig {
     public static let ggufArchitectures = ["llama", "smollm3", "llama4", "granite", "qwen2", "qwen3", "mistral"]
 
