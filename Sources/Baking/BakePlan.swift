@@ -56,9 +56,7 @@ public struct BakePlan {
             (table, dropped) = try checkpointTable(store, config: config, source: source)
             tableFile = source
         }
-        if target == .sharedQueryNorm, let l = table.scales.indices.first(where: { l in
-            table.scales[l].map { row in row.contains { $0 != row[0] } } ?? false
-        }) {
+        if target == .sharedQueryNorm, let l = table.firstLayerVaryingByHead {
             throw BakeError.perHeadTableForSharedNorm(table: tableFile, layer: l)
         }
 

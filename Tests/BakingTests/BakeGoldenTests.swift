@@ -71,21 +71,12 @@ import Testing
                       ("gguf/tiny-q8_0.gguf", 0x1p-10), ("gguf/tiny-q4_k.gguf", 0x1p-10), ("st-bf16", 0x1p-7)])
     func bakedLogitsWithinOneRounding(_ name: String, _ bound: Double) throws {
         let source = try Checkpoint.open(BakeGoldenTests.folder + "/" + name)
-        let config = try source.requireConfig()
         let table = try TemperatureTable.load(BakeGoldenTests.folder + "/table.temps.json")
         let dir = try BakeFixtures.scratch(name)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let out = dir + (name.hasSuffix(".gguf") ? "/out.gguf" : "/out")
         _ = try Baker.bake(try BakePlan.make(source, scales: .table(table, file: "t")), to: out)
-        let baked = try Checkpoint.open(out)
-        let tokens = [(0..<24).map { ($0 * 5 + 1) % config.vocab }]
-        let positions = Array(0..<24)
-        let reference = try LlamaModel(store: source.store, config: config, policy: .resident)
-            .forward(ForwardRequest(tokens: tokens, temperatures: table.scales, logitPositions: positions)).logits
-        let plain = try LlamaModel(store: baked.store, config: try baked.requireConfig(), policy: .resident)
-            .forward(ForwardRequest(tokens: tokens, logitPositions: positions)).logits
-        let scale = Double(reference.map(abs).max() ?? 1)
-        let worst = Double(zip(reference, plain).map { abs($0 - $1) }.max() ?? 0) / scale
+        let worst = try BakeFixtures.logitGap(source: source, baked: try Checkpoint.open(out), table: table, length: 24, step: 5, offset: 1).relative
         print("bake precision \(name): max |Δlogit| / max |logit| = \(worst)")
         #expect(worst <= bound, "\(name): \(worst) > \(bound)")
     }

@@ -32,6 +32,23 @@ enum BakeFixtures {
         return TemperatureTable(method: "test", architecture: c.modelType, layers: c.layers, heads: c.heads, headDim: c.headDim, scales: scales)
     }
 
+    /// Logits of `source` run with `table` at runtime and of `baked` run plainly, on one
+    /// deterministic sequence of `length` tokens: max |Δ| over max |reference|, and the
+    /// reference's scale.
+    static func logitGap(source: Checkpoint, baked: Checkpoint, table: TemperatureTable, length: Int, step: Int, offset: Int)
+        throws -> (relative: Double, scale: Float, plain: [Float]) {
+        let config = try source.requireConfig()
+        let tokens = [(0..<length).map { ($0 * step + offset) % config.vocab }]
+        let positions = Array(0..<length)
+        let reference = try LlamaModel(store: source.store, config: config, policy: .resident)
+            .forward(ForwardRequest(tokens: tokens, temperatures: table.scales, logitPositions: positions)).logits
+        let plain = try LlamaModel(store: baked.store, config: try baked.requireConfig(), policy: .resident)
+            .forward(ForwardRequest(tokens: tokens, logitPositions: positions)).logits
+        let scale = reference.map(abs).max() ?? 1
+        let worst = zip(reference, plain).map { abs($0 - $1) }.max() ?? 0
+        return (Double(worst / scale), scale, plain)
+    }
+
     /// The files under `dir`, hidden ones included (a partial output would show here).
     static func listing(_ dir: String) -> [String] { ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted() }
 }
@@ -53,18 +70,12 @@ enum BakeFixtures {
         #expect(report.changed.count == (config.layers - 1) * (perLayer ? 1 : (config.attentionBias ? 2 : 1)))
 
         let baked = try Checkpoint.open(out)
-        let tokens = [(0..<40).map { ($0 * 7 + 3) % config.vocab }]
-        let positions = Array(0..<40)
-        let reference = try LlamaModel(store: source.store, config: config, policy: .resident)
-            .forward(ForwardRequest(tokens: tokens, temperatures: table.scales, logitPositions: positions)).logits
-        let plain = try LlamaModel(store: baked.store, config: try baked.requireConfig(), policy: .resident)
-            .forward(ForwardRequest(tokens: tokens, logitPositions: positions)).logits
-        let scale = reference.map(abs).max() ?? 1
-        let worst = zip(reference, plain).map { abs($0 - $1) }.max() ?? 0
+        let (gap, scale, plain) = try BakeFixtures.logitGap(source: source, baked: baked, table: table, length: 40, step: 7, offset: 3)
         // F32: the only difference is where λ is rounded (into W_q once, or onto q·k each time).
-        #expect(worst / scale <= 1e-5, "\(name): max |Δlogit| / max |logit| = \(worst / scale)")
+        #expect(gap <= 1e-5, "\(name): max |Δlogit| / max |logit| = \(gap)")
+        let tokens = [(0..<40).map { ($0 * 7 + 3) % config.vocab }]
         let unscaled = try LlamaModel(store: source.store, config: config, policy: .resident)
-            .forward(ForwardRequest(tokens: tokens, logitPositions: positions)).logits
+            .forward(ForwardRequest(tokens: tokens, logitPositions: Array(0..<40))).logits
         #expect(zip(unscaled, plain).map { abs($0 - $1) }.max()! / scale > 1e-3, "the table must change the model")
     }
 }

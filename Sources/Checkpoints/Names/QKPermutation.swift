@@ -23,27 +23,10 @@ public enum QKPermutation {
 
     /// Rows of a GGUF-ordered `[rows, rowWidth]` matrix (or a bias, rowWidth 1) put back in HF order.
     public static func toHuggingFace(_ w: [Float], rowWidth: Int, headDim E: Int) -> [Float] {
-        reorder(w, rowWidth: rowWidth) { ggufRow in hfRow(ofGGUFRow: ggufRow, headDim: E) }
-    }
-
-    /// Rows of an HF-ordered matrix (or bias) in the order llama.cpp's converter writes them.
-    public static func toGGUF(_ w: [Float], rowWidth: Int, headDim E: Int) -> [Float] {
         var out = w
-        let rows = w.count / rowWidth
-        for g in 0..<rows {
-            let from = hfRow(ofGGUFRow: g, headDim: E)
-            for c in 0..<rowWidth { out[g * rowWidth + c] = w[from * rowWidth + c] }
-        }
-        return out
-    }
-
-    /// out[destination(r)] = w[r] for every row r of the GGUF-ordered input.
-    private static func reorder(_ w: [Float], rowWidth: Int, destination: (Int) -> Int) -> [Float] {
-        var out = w
-        let rows = w.count / rowWidth
-        for r in 0..<rows {
-            let to = destination(r)
-            for c in 0..<rowWidth { out[to * rowWidth + c] = w[r * rowWidth + c] }
+        for row in 0..<(w.count / rowWidth) {
+            let to = hfRow(ofGGUFRow: row, headDim: E)
+            for c in 0..<rowWidth { out[to * rowWidth + c] = w[row * rowWidth + c] }
         }
         return out
     }

@@ -59,14 +59,6 @@ public enum LayerTensor: String, Sendable, CaseIterable {
 
     static func parse(suffix: String, _ convention: NameConvention) -> LayerTensor? { bySuffix[convention]?[suffix] }
 
-    /// Present only when the config says so (biases, q/k norms); the others every layer has.
-    public var isOptional: Bool {
-        switch self {
-        case .attnNorm, .q, .k, .v, .o, .mlpNorm, .gate, .up, .down: return false
-        default: return true
-        }
-    }
-
     /// Whether a model with `config` has this tensor. The output-projection bias is listed as
     /// absent: llama's `attention_bias` adds it, qwen2's implied q/k/v biases do not, so a reader
     /// takes it when the file has it.

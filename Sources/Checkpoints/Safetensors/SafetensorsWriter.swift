@@ -148,7 +148,6 @@ public enum SafetensorsWriter {
     public static func writeFolder(_ tensors: [OutputTensor], metadata: [String: String], to folder: String,
                                    maxShardBytes: Int?, extraFiles: () throws -> [(name: String, contents: [UInt8])] = { [] },
                                    progress: ((Int, Int) -> Void)? = nil) throws {
-        if let dup = duplicateName(tensors) { throw WriterError.duplicateName(path: folder, name: dup) }
         let planned = planShards(tensors, maxShardBytes: maxShardBytes)
         let named = planned.enumerated().map { (file: shardName($0.offset, of: planned.count), tensors: $0.element) }
         try writeFolder(shards: named, index: named.count > 1 ? Array(indexJSON(shards: named).utf8) : nil,

@@ -99,10 +99,13 @@ public struct TemperatureTable: Equatable, Sendable {
     /// The scale of head `h` in layer `l` (1 for a layer that was not searched).
     public func scale(layer l: Int, head h: Int) -> Float { scales[l]?[h] ?? 1 }
 
-    /// Whether every row has one value for all its heads (a per-layer temperature).
-    public var isConstantPerLayer: Bool {
-        scales.allSatisfy { row in row.map { r in r.allSatisfy { $0 == r[0] } } ?? true }
+    /// The first layer whose heads have different scales, if any.
+    public var firstLayerVaryingByHead: Int? {
+        scales.firstIndex { row in row.map { r in r.contains { $0 != r[0] } } ?? false }
     }
+
+    /// Whether every row has one value for all its heads (a per-layer temperature).
+    public var isConstantPerLayer: Bool { firstLayerVaryingByHead == nil }
 
     /// Whether every scale is 1 (the table changes nothing).
     public var isIdentity: Bool { scales.allSatisfy { $0?.allSatisfy { $0 == 1 } ?? true } }
