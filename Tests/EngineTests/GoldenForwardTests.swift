@@ -83,7 +83,11 @@ import Testing
         let shape = Attention.Shape(length: T, heads: H, kvHeads: G, headDim: E, window: window)
         var outTiled = [Float](repeating: 0, count: T * H * E), outNaive = outTiled
         var entTiled = [Float](repeating: 0, count: H * T), entNaive = entTiled
-        Attention.tiled(q: q, k: k, v: v, out: &outTiled, entropy: &entTiled, lambda: lambda, shape: shape, threads: 2)
+        // Attention.tiled switches OpenBLAS (process-wide) to one thread while it runs: hold the pass
+        // lock, as engine passes do, so a pass running in another test is not disturbed.
+        BLASRuntime.exclusive {
+            Attention.tiled(q: q, k: k, v: v, out: &outTiled, entropy: &entTiled, lambda: lambda, shape: shape, threads: 2)
+        }
         Attention.naive(q: q, k: k, v: v, out: &outNaive, entropy: &entNaive, lambda: lambda, shape: shape)
         let dOut = zip(outTiled, outNaive).map { abs($0 - $1) }.max() ?? 0
         let dEnt = zip(entTiled, entNaive).map { abs($0 - $1) }.max() ?? 0
@@ -99,7 +103,7 @@ import Testing
         let w = (0..<(o * i)).map { Float(($0 * 53) % 29) / 13 - 1 }
         let b = (0..<o).map { Float($0) / 10 }
         var fast = [Float](repeating: 0, count: n * o), slow = fast
-        Kernels.matmul(&fast, x, w, bias: b, rows: n, in: i, out: o)
+        BLASRuntime.exclusive { Kernels.matmul(&fast, x, w, bias: b, rows: n, in: i, out: o) }
         Kernels.matmulNaive(&slow, x, w, bias: b, rows: n, in: i, out: o)
         #expect(zip(fast, slow).allSatisfy { abs($0 - $1) < 1e-4 })
         var nf = [Float](repeating: 0, count: n * i), ns = nf
