@@ -19,10 +19,14 @@ run: deps release
 	.build/release/nopekit inspect $(MODEL)
 	.build/release/nopekit pretrain --out $(MODEL) --evaluate 256,1024 --eval-sequences 32
 
-## test: the whole test suite: swift test (unit, golden and oracle tests), then the interop
+## test: the whole test suite: swift test (unit, golden and oracle tests; the bit-exact trainer
+## tests in a process of their own), then the interop
 ## checks in which PyPI safetensors, gguf and tokenizers read what nopekit writes.
 test: deps venv
-	swift test $(SWIFT_FLAGS)
+	swift test $(SWIFT_FLAGS) --skip TrainerTests
+	# The exact-resume check compares weights bit for bit; it runs in its own process because a
+	# concurrent suite perturbs OpenBLAS's results in the last bits (under investigation).
+	swift test $(SWIFT_FLAGS) --filter TrainerTests
 	$(PY) scripts/interop/check_safetensors.py --nopekit .build/debug/nopekit --workdir .build/interop
 	$(PY) scripts/interop/check_gguf.py --nopekit .build/debug/nopekit --workdir .build/interop-gguf
 	$(PY) scripts/interop/check_pretrain.py --nopekit .build/debug/nopekit --workdir .build/interop-pretrain
