@@ -50,10 +50,17 @@ public enum Layer {
     /// needs is written there (the MLP half only if `save.keepsMLP`); `attentionOnly` stops after
     /// x_mid (the recomputation in the backward needs no more).
     /// `entropy` points at this layer's [B, H, T] block of attention entropies (bits).
+    ///
+    /// With `cache` (incremental decoding) `x` holds only the rows of the positions
+    /// `cache.positions` of each sequence, [B·n, D]; their keys and values are written into the
+    /// cache beside those of the earlier positions, which the queries attend to. `ctx.length`
+    /// is then the cache's capacity (RoPE tables cover every position it can hold).
     public static func forward(_ w: LayerWeights, layer l: Int, x: UnsafeMutablePointer<Float>, sequences B: Int,
                                context ctx: LayerContext, lambda: [Float], entropy: UnsafeMutablePointer<Float>?,
-                               save: LayerActivations? = nil, attentionOnly: Bool = false) {
+                               save: LayerActivations? = nil, attentionOnly: Bool = false, cache: KVCache.Slot? = nil) {
+        precondition(cache == nil || (save == nil && entropy == nil), "a cached decode keeps no activations or entropies")
         let c = ctx.config, T = ctx.length
+        let span = cache?.positions ?? 0..<T      // positions of x's rows in each sequence
         let D = c.hidden, E = c.headDim, H = c.heads, G = c.kvHeads, F = c.intermediate
         let eps = Float(c.normEps)
         let R = ctx.rowChunk
@@ -62,22 +69,22 @@ public enum Layer {
         // Chunk scratch (unused buffers stay one element when `save` supplies the rows).
         let h = FloatBuffer(R * D), proj = FloatBuffer(R * D)
         let q = FloatBuffer(save == nil ? R * H * E : 0), att = FloatBuffer(save == nil ? R * H * E : 0)
-        let kv = FloatBuffer(save == nil ? 2 * T * G * E : 0)
+        let kv = FloatBuffer(save == nil && cache == nil ? 2 * T * G * E : 0)
         let mlp = MLPBuffers(rows: R, width: F)
 
         for b in 0..<B {
-            var r0 = 0
-            while r0 < T {
-                let rows = min(R, T - r0)
-                let n0 = b * T + r0                      // first row of the chunk in [N, …]
+            var r0 = span.lowerBound
+            while r0 < span.upperBound {
+                let rows = min(R, span.upperBound - r0)
+                let n0 = b * span.count + r0 - span.lowerBound   // first row of the chunk in x [B·n, …]
                 let xc = x + n0 * D
                 // h1 = rmsnorm(x) · w_attn_norm
                 let h1 = save.map { $0.h1 + n0 * D } ?? h.pointer
                 Kernels.rmsnorm(h1, xc, w.attnNorm, rows: rows, width: D, eps: eps, rstd: save.map { $0.rstd1 + n0 })
                 // q [rows, H·E]; k and v of positions r0… into the sequence's [T, G·E] blocks
                 let qc = save.map { $0.q + n0 * H * E } ?? q.pointer
-                let kSeq = save.map { $0.k + b * T * G * E } ?? kv.pointer
-                let vSeq = save.map { $0.v + b * T * G * E } ?? kv.pointer + T * G * E
+                let kSeq = cache?.keys(sequence: b) ?? save.map { $0.k + b * T * G * E } ?? kv.pointer
+                let vSeq = cache?.values(sequence: b) ?? save.map { $0.v + b * T * G * E } ?? kv.pointer + T * G * E
                 let kc = kSeq + r0 * G * E, vc = vSeq + r0 * G * E
                 if let qn = w.qNorm, let kn = w.kNorm {
                     // per-head RMSNorm of q and k (the pre-norm projections kept for the backward)

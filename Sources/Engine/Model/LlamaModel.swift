@@ -103,15 +103,54 @@ public final class LlamaModel: ModelWeightSource {
         }
         if request.entropy { result.entropy = entropy.array }
 
-        // Final norm (into x itself: the residual stream is not needed any more), then the head.
-        Kernels.rmsnorm(x.pointer, x.pointer, finalNorm, rows: N, width: D, eps: Float(c.normEps))
-        let logits = FloatBuffer(B * request.logitPositions.count * V)
-        let losses = FloatBuffer(request.losses ? B * (T - 1) : 0)
-        LMHead(head: headWeights, vocab: V, width: D)
-            .run(hf: x.pointer, tokens: request.tokens, length: T, logitPositions: request.logitPositions,
-                 logits: logits.pointer, losses: request.losses ? losses.pointer : nil)
-        if !request.logitPositions.isEmpty { result.logits = logits.array }
-        if request.losses { result.losses = losses.array }
+        let (logits, losses) = head(x, tokens: request.tokens, length: T, logitPositions: request.logitPositions, losses: request.losses)
+        if !request.logitPositions.isEmpty { result.logits = logits }
+        if request.losses { result.losses = losses }
         return result
+    }
+
+    /// Final norm (into x itself: the residual stream is not needed any more), then the head:
+    /// logits [B, P, V] of `logitPositions` and, if asked, losses [B, T−1].
+    func head(_ x: FloatBuffer, tokens: [[Int]], length T: Int, logitPositions: [Int], losses wantLosses: Bool) -> ([Float], [Float]) {
+        let c = config, B = tokens.count, D = c.hidden, V = c.vocab
+        Kernels.rmsnorm(x.pointer, x.pointer, finalNorm, rows: B * T, width: D, eps: Float(c.normEps))
+        let logits = FloatBuffer(B * logitPositions.count * V)
+        let losses = FloatBuffer(wantLosses ? B * (T - 1) : 0)
+        LMHead(head: headWeights, vocab: V, width: D)
+            .run(hf: x.pointer, tokens: tokens, length: T, logitPositions: logitPositions,
+                 logits: logits.pointer, losses: wantLosses ? losses.pointer : nil)
+        return (logitPositions.isEmpty ? [] : logits.array, wantLosses ? losses.array : [])
+    }
+
+    // MARK: Incremental decoding
+
+    /// An empty key/value cache for `sequences` sequences of up to `capacity` positions.
+    public func makeCache(sequences: Int = 1, capacity: Int) -> KVCache {
+        KVCache(config: config, rope: rope, sequences: sequences, capacity: capacity, threads: threads, rowChunk: rowChunk)
+    }
+
+    /// Appends `tokens` (B sequences of n new tokens each, B = the cache's) at positions
+    /// `cache.length…` and returns the logits [B, V] of the last new position. The layers are
+    /// `Layer.forward` over the new rows only, attending to the cached keys and values: a
+    /// prompt is one call (the prefill), each generated token one more.
+    public func decode(_ tokens: [[Int]], cache: KVCache, temperatures: [[Float]?]? = nil) throws -> [Float] {
+        guard tokens.count == cache.sequences else {
+            throw EngineError.badTokens("\(tokens.count) sequences given to a cache of \(cache.sequences)")
+        }
+        let n = tokens.first?.count ?? 0
+        guard cache.length + n <= cache.capacity else {
+            throw EngineError.badTokens("\(cache.length) + \(n) positions exceed the cache's capacity of \(cache.capacity)")
+        }
+        return try BLASRuntime.exclusive {
+            BLASRuntime.setThreadCount(threads)
+            let (_, x) = try Embedding.gather(tokens, table: embedding, config: config)
+            let lambdas = try Temperatures.resolve(temperatures, config: config)
+            for l in 0..<config.layers {
+                Layer.forward(try layerWeights(l), layer: l, x: x.pointer, sequences: cache.sequences, context: cache.context,
+                              lambda: lambdas[l], entropy: nil, cache: cache.slot(layer: l, adding: n))
+            }
+            cache.length += n
+            return head(x, tokens: tokens, length: n, logitPositions: [n - 1], losses: false).0
+        }
     }
 }

@@ -1,0 +1,52 @@
+import Checkpoints
+import Foundation
+import Testing
+@testable import Engine
+
+/// Incremental decoding through the key/value cache gives, at every position, the logits of a
+/// full forward over the whole prefix, and those of the float64 PyTorch reference.
+@Suite struct KVCacheTests {
+    /// Prefill `prefill` tokens, then feed the rest `step` tokens at a time; compare the logits of
+    /// the last row of every call with the full forward's and the golden ones at that position.
+    @Test(arguments: [("nope_lambda", 1, 1), ("nope_lambda", 5, 3), ("window_hybrid", 12, 1), ("qknorm_nope", 4, 2),
+                      ("rope_yarn", 1, 1), ("llama_gqa4_tied_bias", 7, 1), ("long_nope_t130", 70, 1)])
+    func decodeEqualsFullForward(_ name: String, _ prefill: Int, _ step: Int) throws {
+        let c = try GoldenCase(folder: GoldenForwardTests.root.appendingPathComponent(name).path)
+        let temps: [[Float]?] = c.lambda.map { Optional($0) }
+        let model = try LlamaModel(store: c.checkpoint.store, config: c.config, policy: .resident)
+        model.rowChunk = 16   // several chunks in the prefill of the longer cases
+        let T = c.tokens[0].count, V = c.config.vocab, B = c.tokens.count
+        let full = try model.forward(ForwardRequest(tokens: c.tokens, temperatures: temps, logitPositions: Array(0..<T))).logits
+        let golden = try c.golden.readF32("logits")
+        let cache = model.makeCache(sequences: B, capacity: T)
+        var start = 0, worstFull: Float = 0, worstGolden: Float = 0, calls = 0
+        while start < T {
+            let n = start == 0 ? prefill : min(step, T - start)
+            let logits = try model.decode(c.tokens.map { Array($0[start..<(start + n)]) }, cache: cache, temperatures: temps)
+            let t = start + n - 1
+            for b in 0..<B {
+                let row = Array(logits[(b * V)..<((b + 1) * V)])
+                let at = (b * T + t) * V
+                worstFull = max(worstFull, GoldenForwardTests.maxAbsDiff(row, Array(full[at..<(at + V)])))
+                worstGolden = max(worstGolden, GoldenForwardTests.maxAbsDiff(row, Array(golden[at..<(at + V)])))
+            }
+            start += n; calls += 1
+        }
+        print("\(name) prefill \(prefill) step \(step): \(calls) calls, max |Δ| vs full forward \(worstFull), vs float64 reference \(worstGolden)")
+        #expect(cache.length == T)
+        #expect(worstFull < 2e-5, "\(name): decode differs from the full forward")
+        #expect(worstGolden < 2e-4, "\(name): decode differs from the reference")
+    }
+
+    @Test func refusesToOverflowTheCache() throws {
+        let c = try GoldenCase(folder: GoldenForwardTests.root.appendingPathComponent("nope_lambda").path)
+        let model = try LlamaModel(store: c.checkpoint.store, config: c.config, policy: .resident)
+        let cache = model.makeCache(sequences: 1, capacity: 4)
+        _ = try model.decode([[1, 2, 3]], cache: cache)
+        #expect(throws: EngineError.self) { try model.decode([[4, 5]], cache: cache) }
+        #expect(cache.length == 3, "a refused call must not advance the cache")
+        cache.reset()
+        #expect(cache.length == 0)
+        _ = try model.decode([[4, 5, 6, 7]], cache: cache)
+    }
+}
