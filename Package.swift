@@ -26,13 +26,15 @@ let package = Package(
         .target(name: "TemperatureSearch", dependencies: ["Engine", "Tokenizers", "Checkpoints"]),
         // Random-weight models and memory probes for `nopekit bench`: kept out of the library path.
         .target(name: "BenchSupport", dependencies: ["Engine", "Checkpoints", "Baking"]),
-        .target(name: "Pretraining", dependencies: ["Engine", "Tokenizers", "Checkpoints"]),
+        .target(name: "Pretraining", dependencies: ["Engine", "Tokenizers", "Checkpoints", "Verification"]),
         // Writing patched checkpoints: file work only, no BLAS, no model run.
         .target(name: "Baking", dependencies: ["Checkpoints"]),
+        // Measuring a model: perplexity, passkey retrieval, entropy, equivalence; reports and plots.
+        .target(name: "Verification", dependencies: ["Engine", "Tokenizers", "Checkpoints"]),
         .executableTarget(
             name: "nopekit",
             dependencies: [
-                "Checkpoints", "Engine", "Tokenizers", "TemperatureSearch", "Pretraining", "Baking", "BenchSupport",
+                "Checkpoints", "Engine", "Tokenizers", "TemperatureSearch", "Pretraining", "Baking", "Verification", "BenchSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints"]),
@@ -41,6 +43,7 @@ let package = Package(
         .testTarget(name: "TemperatureSearchTests", dependencies: ["TemperatureSearch", "BenchSupport"]),
         .testTarget(name: "PretrainingTests", dependencies: ["Pretraining"]),
         .testTarget(name: "BakingTests", dependencies: ["Baking", "Engine"]),
+        .testTarget(name: "VerificationTests", dependencies: ["Verification", "Tokenizers", "Engine"]),
         .testTarget(name: "NopekitCLITests", dependencies: ["nopekit"]),
     ],
     swiftLanguageModes: [.v5]

@@ -15,8 +15,6 @@ public struct CalibrationData: Sendable {
     /// What was read, for the table: file, format, token counts.
     public let description: String
 
-    public enum Format: String, Sendable { case text, jsonl, tokens }
-
     public init(tokens: [Int], heldOut: [Int], bos: Int?, description: String) {
         self.tokens = tokens
         self.heldOut = heldOut
@@ -24,42 +22,14 @@ public struct CalibrationData: Sendable {
         self.description = description
     }
 
-    /// Reads `path`: plain UTF-8 text, JSONL with a `text` field per line (documents joined by
-    /// EOS where the tokenizer has one), or a token file (JSON array or raw little-endian
-    /// uint32; `.tokens`, `.bin` or `.json`). The last `heldOutFraction` of the tokens is held out.
+    /// Reads `path` (text, JSONL or a token file: `TokenStream`); the last `heldOutFraction`
+    /// of the tokens is held out.
     public static func load(_ path: String, tokenizer: Tokenizer?, bos: Int?, heldOutFraction: Double = 0.1) throws -> CalibrationData {
-        let format = Self.format(of: path)
-        var ids: [Int] = []
-        switch format {
-        case .tokens:
-            ids = try TokenFile.read(path)
-        case .text, .jsonl:
-            guard let tokenizer else { throw SearchError.badData(file: path, detail: "the model has no tokenizer; give a token file") }
-            guard let data = FileManager.default.contents(atPath: path) else { throw SearchError.badData(file: path, detail: "cannot read") }
-            guard let text = String(data: data, encoding: .utf8) else { throw SearchError.badData(file: path, detail: "not UTF-8 text") }
-            if format == .text {
-                ids = tokenizer.encode(text, addSpecialTokens: false)
-            } else {
-                for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
-                    guard let json = try? JSONReader.parse(String(line)), let body = json["text"]?.stringValue else {
-                        throw SearchError.badData(file: path, detail: "line \(n + 1) is not a JSON object with a \"text\" string")
-                    }
-                    ids += tokenizer.encode(body, addSpecialTokens: false)
-                    if let eos = tokenizer.eosID { ids.append(eos) }
-                }
-            }
-        }
+        let (ids, format) = try TokenStream.read(path, tokenizer: tokenizer)
         guard ids.count >= 64 else { throw SearchError.badData(file: path, detail: "only \(ids.count) tokens; the search needs at least a few target-length windows") }
         let split = Int(Double(ids.count) * (1 - heldOutFraction))
         return CalibrationData(tokens: Array(ids[..<split]), heldOut: Array(ids[split...]), bos: bos,
                                description: "\((path as NSString).lastPathComponent) (\(format.rawValue), \(ids.count) tokens, \(ids.count - split) held out)")
-    }
-
-    static func format(of path: String) -> Format {
-        let ext = (path as NSString).pathExtension.lowercased()
-        if ext == "jsonl" { return .jsonl }
-        if ["tokens", "bin", "json", "u32"].contains(ext) { return .tokens }
-        return .text
     }
 
     /// One window of `length` tokens from `stream` starting at `start` (BOS first, if any).
@@ -86,20 +56,9 @@ public struct CalibrationData: Sendable {
     }
 }
 
-/// A small deterministic generator (splitmix64) whose state is one number, so a search can
-/// save and resume it exactly.
-public struct SearchRandom: Sendable, Equatable {
-    public var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    public mutating func int(_ n: Int) -> Int { Int(next() % UInt64(max(1, n))) }
-}
+/// The search's generator: SplitMix64, whose state is one number, so a search can save and
+/// resume it exactly.
+public typealias SearchRandom = SplitMix64
 
 public enum SearchError: Error, CustomStringConvertible, Equatable {
     case badData(file: String, detail: String)

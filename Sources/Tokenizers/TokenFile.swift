@@ -27,3 +27,37 @@ public enum TokenFile {
         }
     }
 }
+
+/// Evaluation or calibration data as one token stream, whatever form it comes in: plain UTF-8
+/// text, JSONL with a `text` field per line (documents joined by EOS where the tokenizer has
+/// one), or a token file (JSON array or raw little-endian uint32; `.tokens`, `.bin`, `.u32` or
+/// `.json`). Text is tokenized without special tokens: callers put BOS where their protocol
+/// wants it.
+public enum TokenStream {
+    public enum Format: String, Sendable { case text, jsonl, tokens }
+
+    public static func format(of path: String) -> Format {
+        let ext = (path as NSString).pathExtension.lowercased()
+        if ext == "jsonl" { return .jsonl }
+        if ["tokens", "bin", "json", "u32"].contains(ext) { return .tokens }
+        return .text
+    }
+
+    public static func read(_ path: String, tokenizer: Tokenizer?) throws -> (ids: [Int], format: Format) {
+        let format = Self.format(of: path)
+        if format == .tokens { return (try TokenFile.read(path), format) }
+        guard let tokenizer else { throw TokenizerError.badData(file: path, detail: "the model has no tokenizer; give a token file") }
+        guard let data = FileManager.default.contents(atPath: path) else { throw TokenizerError.badData(file: path, detail: "cannot read") }
+        guard let text = String(data: data, encoding: .utf8) else { throw TokenizerError.badData(file: path, detail: "not UTF-8 text") }
+        if format == .text { return (tokenizer.encode(text, addSpecialTokens: false), format) }
+        var ids: [Int] = []
+        for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
+            guard let json = try? JSONReader.parse(String(line)), let body = json["text"]?.stringValue else {
+                throw TokenizerError.badData(file: path, detail: "line \(n + 1) is not a JSON object with a \"text\" string")
+            }
+            ids += tokenizer.encode(body, addSpecialTokens: false)
+            if let eos = tokenizer.eosID { ids.append(eos) }
+        }
+        return (ids, format)
+    }
+}

@@ -5,6 +5,8 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
     case unsupported(file: String, component: String, detail: String)
     case invalid(file: String, detail: String)
     case notFound(path: String)
+    /// A text or token data file that cannot be used (not the tokenizer's fault).
+    case badData(file: String, detail: String)
 
     public var description: String {
         switch self {
@@ -13,6 +15,7 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
             return "\(f): \(c) is not supported by nopekit (\(d)); supported: BPE models (SentencePiece-style with byte fallback, and byte-level)"
         case .invalid(let f, let d): return "\(f): invalid tokenizer: \(d)"
         case .notFound(let p): return "\(p): no tokenizer.json here (or a .gguf with a vocabulary)"
+        case .badData(let f, let d): return "\(f): \(d)"
         }
     }
 }

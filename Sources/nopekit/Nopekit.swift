@@ -15,5 +15,5 @@ struct Nopekit: ParsableCommand {
             come with later releases.
             """,
         version: version,
-        subcommands: [Inspect.self, Convert.self, Tokenize.self, Score.self, SearchCommand.self, BakeCommand.self, CorpusCommand.self, Pretrain.self, Doctor.self, Bench.self])
+        subcommands: [Inspect.self, Convert.self, Tokenize.self, Score.self, SearchCommand.self, BakeCommand.self, Verify.self, CorpusCommand.self, Pretrain.self, Doctor.self, Bench.self])
 }
