@@ -9,19 +9,21 @@ SWIFT_FLAGS := -Xswiftc -target-cpu -Xswiftc $(TARGET_CPU)
 VENV := .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-MODEL := fixtures/organism
 
 .PHONY: run test deps venv release debug fixtures clean
 
-## run: install system packages if missing, build release, run the main job on the bundled model
-## (until `extend` exists: inspect it and show its failure beyond the training length).
+## run: install system packages if missing, build release, run the main job: `nopekit extend` on
+## the bundled NoPE model (search → bake → verify at 4× its training length; output in
+## .build/extended-organism, replaced on every run).
 run: deps release
-	.build/release/nopekit inspect $(MODEL)
-	.build/release/nopekit pretrain --out $(MODEL) --evaluate 256,1024 --eval-sequences 32
+	rm -rf .build/extended-organism
+	.build/release/nopekit extend --out .build/extended-organism
 
 ## test: the whole test suite: swift test (unit, golden and oracle tests; the bit-exact trainer
 ## tests in a process of their own), then the interop
 ## checks in which PyPI safetensors, gguf and tokenizers read what nopekit writes.
+# The engine and tokenizer targets are compiled with -O in this debug build (Package.swift).
+test: export NOPEKIT_OPTIMIZE_DEBUG = 1
 test: deps venv
 	swift test $(SWIFT_FLAGS) --skip TrainerTests
 	# The exact-resume check compares weights bit for bit; it runs in its own process because a

@@ -3,6 +3,15 @@
 // Targets and the direction of imports are described in docs/architecture.md.
 import PackageDescription
 
+import Foundation
+
+/// The engine's and the tokenizers' inner loops are 20–50× slower unoptimised, so the test
+/// suite (a debug build) spent minutes running small models. `make test` sets
+/// NOPEKIT_OPTIMIZE_DEBUG=1 to compile those two targets with -O in debug builds too. Only
+/// then: a package that depends on nopekit must not see unsafe flags.
+let optimizedInDebug: [SwiftSetting] = ProcessInfo.processInfo.environment["NOPEKIT_OPTIMIZE_DEBUG"] == "1"
+    ? [.unsafeFlags(["-O"], .when(configuration: .debug))] : []
+
 let package = Package(
     name: "nopekit",
     platforms: [.macOS(.v13)],
@@ -21,8 +30,8 @@ let package = Package(
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CFileCopy"),
         .target(name: "Checkpoints", dependencies: ["CZlib", "CCrypto", "CFileCopy"]),
-        .target(name: "Engine", dependencies: ["Checkpoints", "COpenBLAS"]),
-        .target(name: "Tokenizers", dependencies: ["Checkpoints"]),
+        .target(name: "Engine", dependencies: ["Checkpoints", "COpenBLAS"], swiftSettings: optimizedInDebug),
+        .target(name: "Tokenizers", dependencies: ["Checkpoints"], swiftSettings: optimizedInDebug),
         .target(name: "TemperatureSearch", dependencies: ["Engine", "Tokenizers", "Checkpoints"]),
         // Random-weight models and memory probes for `nopekit bench`: kept out of the library path.
         .target(name: "BenchSupport", dependencies: ["Engine", "Checkpoints", "Baking"]),
@@ -31,17 +40,19 @@ let package = Package(
         .target(name: "Baking", dependencies: ["Checkpoints"]),
         // Measuring a model: perplexity, passkey retrieval, entropy, equivalence; reports and plots.
         .target(name: "Verification", dependencies: ["Engine", "Tokenizers", "Checkpoints"]),
+        // The main job, search → bake → verify, for `nopekit extend`.
+        .target(name: "Pipeline", dependencies: ["Checkpoints", "Engine", "Tokenizers", "TemperatureSearch", "Baking", "Verification", "Pretraining"]),
         .executableTarget(
             name: "nopekit",
             dependencies: [
-                "Checkpoints", "Engine", "Tokenizers", "TemperatureSearch", "Pretraining", "Baking", "Verification", "BenchSupport",
+                "Checkpoints", "Engine", "Tokenizers", "TemperatureSearch", "Pretraining", "Baking", "Verification", "Pipeline", "BenchSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),
         .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
         .testTarget(name: "TemperatureSearchTests", dependencies: ["TemperatureSearch", "BenchSupport"]),
-        .testTarget(name: "PretrainingTests", dependencies: ["Pretraining"]),
+        .testTarget(name: "PretrainingTests", dependencies: ["Pretraining", "Verification"]),
         .testTarget(name: "BakingTests", dependencies: ["Baking", "Engine"]),
         .testTarget(name: "VerificationTests", dependencies: ["Verification", "Tokenizers", "Engine"]),
         .testTarget(name: "NopekitCLITests", dependencies: ["nopekit"]),

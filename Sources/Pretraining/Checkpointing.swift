@@ -60,7 +60,8 @@ extension Trainer {
                      String(format: "| training time | %.0f s |", log.last?.seconds ?? 0), "",
                      "## Loss curve", "", "| step | train loss | held-out loss | passkey |", "|---|---|---|---|"]
         for e in log where e.heldOutLoss != nil {
-            lines.append(String(format: "| %d | %.4f | %.4f | %.0f%% |", e.step, e.loss, e.heldOutLoss!, 100 * (e.passkeyAccuracy ?? 0)))
+            lines.append(String(format: "| %d | %.4f | %.4f | %@ |", e.step, e.loss, e.heldOutLoss!,
+                                e.passkeyAccuracy.map { String(format: "%.0f%%", 100 * $0) } ?? "–"))
         }
         return lines.joined(separator: "\n") + "\n"
     }

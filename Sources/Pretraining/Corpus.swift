@@ -1,4 +1,5 @@
 import Foundation
+import Verification
 
 /// A deterministic synthetic corpus for training model organisms: English-like prose from a
 /// small stochastic grammar (names, places, numbers, clauses: real local structure), mixed with
@@ -43,26 +44,42 @@ public struct Corpus {
     /// The filler of llama.cpp's passkey test.
     public static let filler = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again."
 
+    /// The corpus's passkey wording as a verification template: the task, needle and question
+    /// of `passkeyDocument`, and a filler pool of the llama.cpp filler and sentences of the
+    /// grammar (fixed seed). `nopekit pretrain` writes it beside the model as
+    /// `passkey_prompt.json`, so `verify` tests the organism in the words it learned.
+    public static let passkeyTemplate: PasskeyTemplate = {
+        var r = Random(seed: 2024)
+        var pool = [filler + " "]
+        while pool.count < 16 {
+            let s = sentence(&r) + " "
+            if !pool.contains(s) { pool.append(s) }
+        }
+        return PasskeyTemplate(
+            task: "There is an important info hidden inside a lot of irrelevant text. Find it and memorize it. I will quiz you about the important information there. ",
+            filler: pool, needle: "The pass key is {key}. Remember it. {key} is the pass key. ",
+            question: "What is the pass key? The pass key is", answerPrefix: " ")
+    }()
+
     /// A passkey document of about `bytes` bytes with the key sentence at `depth` (0…1).
     public static func passkeyDocument(key: Int, bytes: Int, depth: Double, _ r: inout Random) -> (text: String, question: String) {
-        let head = "There is an important info hidden inside a lot of irrelevant text. Find it and memorize it. I will quiz you about the important information there. "
-        let needle = "The pass key is \(key). Remember it. \(key) is the pass key. "
-        let question = "What is the pass key? The pass key is"
+        let t = passkeyTemplate
+        let needle = t.needle(key: key)
         var fillers: [String] = []
-        var length = head.utf8.count + needle.utf8.count + question.utf8.count + 8
+        var length = t.task.utf8.count + needle.utf8.count + t.question.utf8.count + 8
         while length < bytes {
             let f = r.chance(0.5) ? filler + " " : sentence(&r) + " "
             fillers.append(f)
             length += f.utf8.count
         }
         let at = Int((Double(fillers.count) * depth).rounded())
-        var body = head
+        var body = t.task
         for (i, f) in fillers.enumerated() {
             if i == at { body += needle }
             body += f
         }
         if at >= fillers.count { body += needle }
-        return (body + question, " \(key).")
+        return (body + t.question, t.answerPrefix + "\(key).")
     }
 
     /// About `size` bytes of text: documents separated by "\n\n", half of them passkey documents

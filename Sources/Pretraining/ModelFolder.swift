@@ -1,10 +1,12 @@
 import Checkpoints
 import Engine
 import Foundation
+import Verification
 
 /// Writes a trained model as a Hugging Face folder: config.json (with `nopekit_position`, the
 /// field nopekit's reader trusts for NoPE layers), model.safetensors, tokenizer.json and
-/// tokenizer_config.json. Each file replaces its previous version atomically.
+/// tokenizer_config.json, and the corpus's passkey wording as passkey_prompt.json (what
+/// `nopekit verify` asks the model). Each file replaces its previous version atomically.
 public enum ModelFolder {
     public static func configJSON(_ c: ModelConfig) -> String {
         let json = JSONValue.object([
@@ -41,6 +43,7 @@ public enum ModelFolder {
         try replaceText(folder + "/config.json", configJSON(p.config))
         try replaceText(folder + "/tokenizer.json", ByteVocabulary.tokenizerJSON)
         try replaceText(folder + "/tokenizer_config.json", ByteVocabulary.tokenizerConfigJSON)
+        try replaceText(folder + "/" + PasskeyTemplate.fileName, JSONWriter.pretty(Corpus.passkeyTemplate.json, sortKeys: false) + "\n")
     }
 
     /// Writes `path` through `write` under a temporary name, then renames it over the old file.

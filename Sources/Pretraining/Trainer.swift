@@ -142,76 +142,10 @@ public final class Trainer {
         }
     }
 
-    /// Held-out loss and passkey accuracy at `length` with the current weights (and λ).
-    public func evaluate(length: Int, temperatures: [[Float]?]? = nil) throws -> (loss: Double, passkey: Double) {
+    /// Held-out loss and passkey accuracy (nil below the shortest passkey prompt) at `length`
+    /// with the current weights (and λ).
+    public func evaluate(length: Int, temperatures: [[Float]?]? = nil) throws -> (loss: Double, passkey: Double?) {
         try Evaluation(parameters: parameters, config: config, threads: options.threads)
             .run(heldOut: heldOut, length: length, sequences: options.evalSequences, temperatures: temperatures, seed: options.seed)
-    }
-}
-
-/// Held-out loss and passkey retrieval of a model at one length.
-public struct Evaluation {
-    let model: LlamaModel
-
-    public init(parameters: Parameters, config: ModelConfig, threads: Int) throws {
-        model = try LlamaModel(store: ParameterStore(parameters), config: config, policy: .resident, threads: threads)
-    }
-
-    public init(model: LlamaModel) { self.model = model }
-
-    /// Mean attention entropy (bits) per layer over `sequences` held-out windows of `length`.
-    public func meanEntropy(heldOut: [UInt8], length: Int, sequences: Int, temperatures: [[Float]?]? = nil, seed: UInt64) throws -> [Double] {
-        var r = Corpus.Random(seed: seed &+ 4242)
-        let c = model.config
-        var sums = [Double](repeating: 0, count: c.layers)
-        for _ in 0..<sequences {
-            let s = r.int(heldOut.count - length)
-            let ids = [ByteVocabulary.bos] + heldOut[s..<(s + length - 1)].map(Int.init)
-            let out = try model.forward(ForwardRequest(tokens: [ids], temperatures: temperatures, entropy: true))
-            let perLayer = c.heads * length
-            for l in 0..<c.layers {
-                sums[l] += out.entropy[(l * perLayer)..<((l + 1) * perLayer)].reduce(0.0) { $0 + Double($1) } / Double(perLayer)
-            }
-        }
-        return sums.map { $0 / Double(sequences) }
-    }
-
-    /// Mean loss over `sequences` held-out windows (BOS first), and the fraction of passkey
-    /// prompts of `length` tokens whose five key digits the model predicts (greedy, teacher
-    /// forced digit by digit, which equals greedy decoding when all five are right).
-    public func run(heldOut: [UInt8], length: Int, sequences: Int, temperatures: [[Float]?]? = nil, seed: UInt64) throws -> (loss: Double, passkey: Double) {
-        var r = Corpus.Random(seed: seed &+ 4242)
-        var total = 0.0, count = 0
-        let windows = (0..<sequences).map { _ -> [Int] in
-            let s = r.int(heldOut.count - length)
-            return [ByteVocabulary.bos] + heldOut[s..<(s + length - 1)].map(Int.init)
-        }
-        for chunk in stride(from: 0, to: windows.count, by: 8) {
-            let part = Array(windows[chunk..<min(windows.count, chunk + 8)])
-            let out = try model.forward(ForwardRequest(tokens: part, temperatures: temperatures, losses: true))
-            total += out.losses.reduce(0.0) { $0 + Double($1) }
-            count += out.losses.count
-        }
-        var correct = 0
-        let prompts = sequences
-        for i in 0..<prompts {
-            let key = 10000 + r.int(90000)
-            let depth = Double(i) / Double(max(1, prompts - 1))
-            let (text, _) = Corpus.passkeyDocument(key: key, bytes: length - 8, depth: depth, &r)
-            var ids = [ByteVocabulary.bos] + ByteVocabulary.ids(text + " ")
-            let digits = ByteVocabulary.ids(String(key))
-            let first = ids.count - 1  // position whose next token is the first digit
-            ids += digits
-            let out = try model.forward(ForwardRequest(tokens: [ids], temperatures: temperatures, logitPositions: Array(first..<(first + 5))))
-            let V = model.config.vocab
-            var ok = true
-            for d in 0..<5 {
-                let row = out.logits[(d * V)..<((d + 1) * V)]
-                let argmax = row.indices.max { row[$0] < row[$1] }! - row.startIndex
-                if argmax != digits[d] { ok = false; break }
-            }
-            if ok { correct += 1 }
-        }
-        return (total / Double(max(1, count)), Double(correct) / Double(max(1, prompts)))
     }
 }

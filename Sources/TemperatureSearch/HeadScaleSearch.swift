@@ -22,6 +22,17 @@ public final class HeadScaleSearch {
         public var checkpointEvery = 10
         public init() {}
 
+        /// The paper's schedule (run_hs.sh): 200 steps × 8 sequences, lr 0.1.
+        public static let paper = Settings()
+
+        /// 16× cheaper, within 1 % of the paper schedule's held-out loss on the bundled organism
+        /// (docs/benchmarks.md): 50 steps × 2 sequences, lr 0.2.
+        public static let fast: Settings = {
+            var s = Settings()
+            (s.steps, s.batch, s.learningRate) = (50, 2, 0.2)
+            return s
+        }()
+
         var optimizer: AdamW.Settings {
             var o = AdamW.Settings()
             o.learningRate = learningRate

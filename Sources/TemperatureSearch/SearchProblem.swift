@@ -23,6 +23,34 @@ public final class SearchProblem {
     public var activationBudget = 2 << 30
 
     public var config: ModelConfig { model.config }
+
+    /// The layers a `--layers` value names: `nope` (the NoPE layers: the default, since RoPE
+    /// layers do not fail the same way), `all`, or a list such as `1,3`.
+    public static func layers(_ spec: String, config c: ModelConfig, model: String) throws -> [Int] {
+        switch spec {
+        case "nope":
+            let nope = defaultLayers(c)
+            guard !nope.isEmpty else {
+                throw SearchError.badSettings("\(model) has no NoPE layers (positions: \(PositionSpec.describe(c.positions))); pass --layers all to search RoPE layers, or --position if the config is wrong")
+            }
+            return nope
+        case "all":
+            return Array(0..<c.layers)
+        default:
+            let list = spec.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !list.isEmpty, list.allSatisfy({ $0 != nil && (0..<c.layers).contains($0!) }) else {
+                throw SearchError.badSettings("--layers must be nope, all or a list of layers in 0..<\(c.layers)")
+            }
+            return list.map { $0! }
+        }
+    }
+
+    /// Per head, unless one q-norm weight is shared by the heads of a layer: then only a
+    /// per-layer temperature can be baked (`BakeTarget.sharedQueryNorm`).
+    public static func defaultGranularity(_ c: ModelConfig, store: any TensorStore) -> Granularity {
+        BakeTarget.of(c, store: store) == .sharedQueryNorm ? .layer : .head
+    }
+
     /// Number of searched values.
     public var count: Int { searchedLayers.count * (granularity == .head ? config.heads : 1) }
 

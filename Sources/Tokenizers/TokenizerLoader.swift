@@ -21,6 +21,15 @@ extension Tokenizer {
         return try fromTokenizerJSON(try readJSON(json), config: config, file: json)
     }
 
+    /// A tokenizer from the text of a `tokenizer.json` (and its `tokenizer_config.json`), for
+    /// tokenizers that are built in code rather than read from a folder; `name` labels errors.
+    public static func load(tokenizerJSON: String, config: String?, name: String) throws -> Tokenizer {
+        func parse(_ text: String) throws -> JSONValue {
+            do { return try JSONReader.parse(text) } catch { throw TokenizerError.unreadable(file: name, detail: "not valid JSON: \(error)") }
+        }
+        return try fromTokenizerJSON(try parse(tokenizerJSON), config: try config.map(parse), file: name)
+    }
+
     static func readJSON(_ path: String) throws -> JSONValue {
         do {
             return try JSONReader.parse([UInt8](try Data(contentsOf: URL(fileURLWithPath: path))))

@@ -18,6 +18,13 @@ public struct EquivalenceResult: Equatable, Sendable {
     public var tolerance: Double
     public var storedType: String
     public var passed: Bool { maxRelativeDifference <= tolerance }
+
+    /// One line for the terminal and the report.
+    public var summary: String {
+        String(format: "equivalence (%@ q weights, %d positions): max |Δlogit| %.3g, relative %.3g (tolerance %.0e), mean KL %.3g nats, same top token %.1f%%: %@",
+               storedType, positions, maxAbsDifference, maxRelativeDifference, tolerance, meanKL, 100 * sameTopToken,
+               passed ? "equal within rounding" : "NOT EQUAL")
+    }
 }
 
 public enum Equivalence {

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
 import Testing
 
 /// The command line as a user sees it: golden help and JSON, exit codes, error messages, and
@@ -11,11 +14,47 @@ import Testing
         ("pretrain.help.txt", ["pretrain", "--help"]), ("corpus.help.txt", ["corpus", "--help"]), ("bench-train.help.txt", ["bench", "train", "--help"]),
         ("search.help.txt", ["search", "--help"]), ("bench-search.help.txt", ["bench", "search", "--help"]),
         ("bake.help.txt", ["bake", "--help"]), ("bench-bake.help.txt", ["bench", "bake", "--help"]),
+        ("verify.help.txt", ["verify", "--help"]), ("extend.help.txt", ["extend", "--help"]),
     ])
     func helpMatchesGolden(_ golden: String, _ arguments: [String]) throws {
         let r = try CLIRunner.run(arguments)
         #expect(r.status == 0)
         #expect(r.stdout == (try CLIRunner.golden(golden, actual: r.stdout)))
+    }
+
+    /// `extend` on the organism end to end, shortened: the output folder holds the table, the
+    /// patched model (which a second `verify` finds equal to the source with the table) and a
+    /// report whose HTML and SVG parse as XML; a wrong table fails the equivalence loudly.
+    @Test func extendThenVerify() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nopekit-cli-extend-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let text = dir.appendingPathComponent("calib.txt").path, out = dir.appendingPathComponent("out").path
+        try String(repeating: "The grass is green. The pass key is 12345. Remember it. Here we go. Lena found the map at noon. ", count: 80)
+            .write(toFile: text, atomically: true, encoding: .utf8)
+        let r = try CLIRunner.run(["extend", "fixtures/organism", "--data", text, "--method", "uniform", "--target-length", "512",
+                                   "--lengths", "256,512", "--max-tokens", "256", "--passkey-trials", "1", "--out", out, "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        #expect((json["equivalence"] as? [String: Any])?["passed"] as? Bool == true)
+        #expect((json["subjects"] as? [Any])?.count == 2)
+        for file in ["scales.temps.json", "model/model.safetensors", "model/passkey_prompt.json", "report/report.html",
+                     "report/verify.json", "report/perplexity.csv", "report/passkey.csv", "report/perplexity.svg", "report/scales.svg"] {
+            #expect(FileManager.default.fileExists(atPath: out + "/" + file), "\(file) missing")
+        }
+        for page in ["report/report.html", "report/perplexity.svg", "report/passkey-patched.svg"] {
+            let parser = XMLParser(data: try Data(contentsOf: URL(fileURLWithPath: out + "/" + page).resolvingSymlinksInPath()))
+            #expect(parser.parse(), "\(page) is not well-formed XML: \(String(describing: parser.parserError))")
+        }
+        // verify the baked model against the source: equal; against a table it was not baked with: refused
+        let v = try CLIRunner.run(["verify", out + "/model", "--baseline", "fixtures/organism", "--temps", out + "/scales.temps.json",
+                                   "--data", text, "--lengths", "256", "--max-tokens", "128", "--no-passkey", "--no-entropy"])
+        #expect(v.status == 0 && v.stderr.contains("equal within rounding"), "\(v.stderr)")
+        let bad = try CLIRunner.run(["verify", out + "/model", "--baseline", "fixtures/organism", "--temps", "fixtures/verify/organism.temps.json",
+                                     "--data", text, "--lengths", "256", "--max-tokens", "128", "--no-passkey", "--no-entropy"])
+        #expect(bad.status == 1 && bad.stderr.contains("NOT EQUAL"), "\(bad.stderr)")
+        let again = try CLIRunner.run(["extend", "fixtures/organism", "--data", text, "--out", out])
+        #expect(again.status == 64 && again.stderr.contains("exists"))
     }
 
     /// A uniform search end to end: the table is written, fits the model, records the losses

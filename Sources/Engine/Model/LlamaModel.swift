@@ -88,7 +88,7 @@ public final class LlamaModel: ModelWeightSource {
         let c = config
         let (T, x) = try Embedding.gather(request.tokens, table: embedding, config: c)
         let lambdas = try Temperatures.resolve(request.temperatures, config: c)
-        let B = request.tokens.count, D = c.hidden, H = c.heads, N = B * T, V = c.vocab
+        let B = request.tokens.count, D = c.hidden, H = c.heads, N = B * T
         var result = ForwardResult()
         if request.hiddenStates { result.hidden.reserveCapacity((c.layers + 1) * N * D) }
         func keepHidden() { if request.hiddenStates { result.hidden += UnsafeBufferPointer(start: x.pointer, count: N * D) } }

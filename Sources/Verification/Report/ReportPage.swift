@@ -75,10 +75,7 @@ public struct ReportPage {
         body += "<p>" + report.subjects.map { "<b>\(e($0.label))</b>: <code>\(e($0.source))</code>" }.joined(separator: "<br>\n") + "</p>\n"
         body += "<p>Data: <code>\(e(report.data))</code>. Passkey prompt: \(e(report.passkeyTemplate)).</p>\n"
         if let eq = report.equivalence {
-            body += "<h2>Equivalence</h2>\n<p class=\"\(eq.passed ? "ok" : "fail")\">"
-                + e(String(format: "%@ weights, %d positions: max |Δlogit| %.3g, relative %.3g (tolerance %.0e), mean KL %.3g nats, same top token %.1f%%: %@",
-                           eq.storedType, eq.positions, eq.maxAbsDifference, eq.maxRelativeDifference, eq.tolerance, eq.meanKL,
-                           100 * eq.sameTopToken, eq.passed ? "equal within rounding" : "NOT EQUAL")) + "</p>\n"
+            body += "<h2>Equivalence</h2>\n<p class=\"\(eq.passed ? "ok" : "fail")\">" + e(eq.summary) + "</p>\n"
         }
         let t = report.terminalTable
         body += "<h2>Summary</h2>\n<table>\n<tr>" + t.header.map { "<th>\(e($0))</th>" }.joined() + "</tr>\n"

@@ -3,6 +3,7 @@ import Checkpoints
 import Engine
 import Foundation
 import Pretraining
+import Verification
 
 /// `nopekit corpus`: the synthetic training text of the model organisms.
 struct CorpusCommand: ParsableCommand {
@@ -76,7 +77,7 @@ struct Pretrain: ParsableCommand {
     @Flag(name: .long, help: "Continue from OUT/checkpoint.")
     var resume = false
 
-    @Option(name: .long, help: ArgumentHelp("Instead of training, evaluate the model in OUT at these lengths (held-out loss, passkey accuracy, mean attention entropy).", valueName: "lengths"))
+    @Option(name: .long, help: ArgumentHelp("Instead of training, evaluate the model in OUT at these lengths (held-out loss by llama.cpp's chunk protocol, passkey accuracy, mean attention entropy).", valueName: "lengths"))
     var evaluate: String?
 
     @Option(name: .long, help: "Held-out sequences (and passkey prompts) per length for --evaluate.")
@@ -111,8 +112,8 @@ struct Pretrain: ParsableCommand {
             let rate = tokensPerStep * Double(e.step - trainer.firstStep) / max(e.seconds, 1e-9)
             let eta = Double(steps - e.step) * e.seconds / Double(max(1, e.step - trainer.firstStep))
             var line = String(format: "step %5d  loss %.4f  lr %.2e  |g| %.2f  %.0f tok/s  ETA %.0fs", e.step, e.loss, e.learningRate, e.gradientNorm, rate, eta)
-            if let h = e.heldOutLoss, let p = e.passkeyAccuracy {
-                line += String(format: "  held-out %.4f  passkey@%d %.0f%%", h, length, 100 * p)
+            if let h = e.heldOutLoss {
+                line += String(format: "  held-out %.4f", h) + (e.passkeyAccuracy.map { String(format: "  passkey@%d %.0f%%", length, 100 * $0) } ?? "")
                 Terminal.info(line)
                 do { try trainer.save() } catch { Terminal.warn("checkpoint failed: \(error)") }
             } else if e.step % 10 == 0 || Terminal.isTTY {
@@ -129,23 +130,20 @@ extension Pretrain {
     func runEvaluation(_ list: String) throws {
         let lengths = list.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !lengths.isEmpty, lengths.allSatisfy({ $0 >= 16 }) else { throw ValidationError("--evaluate takes lengths like 256,512,1024") }
-        let checkpoint = try Checkpoint.open(out)
-        let config = try checkpoint.requireConfig()
-        let model = try LlamaModel(store: checkpoint.store, config: config, policy: .resident, threads: compute.threads)
-        let evaluation = Evaluation(model: model)
-        let maxLength = lengths.max()!
-        let heldOut = Array(Corpus.generate(seed: seed &+ 1_000_003, size: max(400_000, evalSequences * maxLength * 2), maxDocument: length * 2).utf8)
+        let opened = try OpenedModel(out, threads: compute.threads)
+        let evaluation = Evaluation(model: opened.model)
+        let heldOut = Array(Corpus.generate(seed: seed &+ 1_000_003, size: max(400_000, evalSequences * lengths.max()! * 2), maxDocument: length * 2).utf8)
         var rows: [[String]] = []
         var json: [JSONValue] = []
         for L in lengths {
             let (loss, passkey) = try evaluation.run(heldOut: heldOut, length: L, sequences: evalSequences, seed: seed)
-            let entropy = try evaluation.meanEntropy(heldOut: heldOut, length: L, sequences: max(4, evalSequences / 8), seed: seed)
+            let entropy = try evaluation.meanEntropy(heldOut: heldOut, length: L, sequences: max(4, evalSequences / 8))
             let mean = entropy.reduce(0, +) / Double(entropy.count)
             rows.append([String(L), String(format: "%.4f", loss), String(format: "%.3f", Foundation.exp(loss)),
-                         String(format: "%.0f%%", 100 * passkey), String(format: "%.3f", mean),
+                         passkey.map { String(format: "%.0f%%", 100 * $0) } ?? "–", String(format: "%.3f", mean),
                          entropy.map { String(format: "%.2f", $0) }.joined(separator: " ")])
             json.append(.object([JSONMember("length", .int(L)), JSONMember("loss", .double(loss)), JSONMember("perplexity", .double(Foundation.exp(loss))),
-                                 JSONMember("passkey", .double(passkey)), JSONMember("entropy_bits", .double(mean)),
+                                 JSONMember("passkey", passkey.map { .double($0) } ?? .null), JSONMember("entropy_bits", .double(mean)),
                                  JSONMember("entropy_bits_per_layer", .array(entropy.map { .double($0) }))]))
         }
         if output.json { Terminal.output(JSONWriter.pretty(.array(json), sortKeys: false)); return }

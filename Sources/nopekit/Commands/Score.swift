@@ -2,8 +2,8 @@ import ArgumentParser
 import Checkpoints
 import Engine
 import Foundation
-import TemperatureSearch
 import Tokenizers
+import Verification
 
 /// `nopekit score`: log-loss, perplexity and (optionally) attention entropy of a model on a text.
 struct Score: ParsableCommand {
@@ -39,11 +39,10 @@ struct Score: ParsableCommand {
     }
 
     func run() throws {
-        let checkpoint = try Checkpoint.open(model, position: try modelOptions.positionSpec)
-        let config = try checkpoint.requireConfig()
+        let opened = try OpenedModel(model, position: try modelOptions.positionSpec, threads: compute.threads)
         let ids: [Int]
         if let text {
-            let tokenizer = try Tokenizer.load(checkpoint.format == .gguf ? checkpoint.path : checkpoint.folder)
+            guard let tokenizer = opened.tokenizer else { throw ValidationError("\(model) has no tokenizer; give --tokens FILE") }
             ids = tokenizer.encode(try String(contentsOfFile: text, encoding: .utf8))
         } else {
             ids = try TokenFile.read(tokens!)
@@ -52,35 +51,29 @@ struct Score: ParsableCommand {
         var temperatures: [[Float]?]? = nil
         if let temps {
             let table = try TemperatureTable.load(temps)
-            try table.check(against: config, file: temps)
+            try table.check(against: opened.config, file: temps)
             temperatures = table.scales
         }
-        let engine = try LlamaModel(store: checkpoint.store, config: config, policy: .streaming, threads: compute.threads)
         let start = Date()
-        let result = try engine.forward(ForwardRequest(tokens: [ids], temperatures: temperatures, losses: true, entropy: entropy))
+        let score = try SequenceScore.score(opened.model, tokens: ids, temperatures: temperatures, entropy: entropy)
         let seconds = Date().timeIntervalSince(start)
-        let total = result.losses.reduce(0.0) { $0 + Double($1) }
-        let mean = total / Double(result.losses.count)
-        let T = ids.count, H = config.heads
-        let entropyMeans: [[Double]] = entropy ? (0..<config.layers).map { l in
-            (0..<H).map { h in (0..<T).reduce(0.0) { $0 + Double(result.entropy[(l * H + h) * T + $1]) } / Double(T) }
-        } : []
         if output.json {
             var members: [JSONMember] = [
-                JSONMember("tokens", .int(T)), JSONMember("scored", .int(result.losses.count)),
-                JSONMember("total_loss", .double(total)), JSONMember("mean_loss", .double(mean)),
-                JSONMember("perplexity", .double(Foundation.exp(mean))), JSONMember("seconds", .double(seconds)),
+                JSONMember("tokens", .int(score.tokens)), JSONMember("scored", .int(score.losses.count)),
+                JSONMember("total_loss", .double(score.totalLoss)), JSONMember("mean_loss", .double(score.meanLoss)),
+                JSONMember("perplexity", .double(score.perplexity)), JSONMember("seconds", .double(seconds)),
                 JSONMember("temperatures", temps.map { .string($0) } ?? .null),
             ]
             if entropy {
-                members.append(JSONMember("entropy_bits", .array(entropyMeans.map { .array($0.map { .double($0) }) })))
+                members.append(JSONMember("entropy_bits", .array(score.entropy.map { .array($0.map { .double($0) }) })))
             }
-            if perToken { members.append(JSONMember("losses", .array(result.losses.map { .double(Double($0)) }))) }
+            if perToken { members.append(JSONMember("losses", .array(score.losses.map { .double(Double($0)) }))) }
             Terminal.output(JSONWriter.pretty(.object(members), sortKeys: false))
             return
         }
-        var lines = [String(format: "%d tokens, %d scored: mean loss %.4f nats, perplexity %.3f (%.2f s)", T, result.losses.count, mean, Foundation.exp(mean), seconds)]
-        for (l, row) in entropyMeans.enumerated() {
+        var lines = [String(format: "%d tokens, %d scored: mean loss %.4f nats, perplexity %.3f (%.2f s)", score.tokens, score.losses.count,
+                            score.meanLoss, score.perplexity, seconds)]
+        for (l, row) in score.entropy.enumerated() {
             lines.append(String(format: "layer %2d entropy (bits): ", l) + row.map { String(format: "%.2f", $0) }.joined(separator: " "))
         }
         Terminal.output(lines.joined(separator: "\n"))

@@ -81,9 +81,6 @@ struct SearchCommand: ParsableCommand {
     @OptionGroup var output: OutputOptions
     @OptionGroup var runtime: RuntimeOptions
 
-    /// The fast schedule: measured on the bundled organism (docs/benchmarks.md).
-    static let fastSchedule = (steps: 50, batch: 2, lr: 0.2)
-
     func validate() throws {
         guard Search.Method(rawValue: method) != nil else { throw ValidationError("--method must be headscale, uniform or entropy") }
         guard targetLength >= 16 else { throw ValidationError("--target-length must be at least 16") }
@@ -103,24 +100,9 @@ struct SearchCommand: ParsableCommand {
         guard let training = trainingLength ?? config.maxPositionEmbeddings else {
             throw ValidationError("the config has no max_position_embeddings; give --training-length")
         }
-        let searched: [Int]
-        switch layers {
-        case "nope":
-            searched = SearchProblem.defaultLayers(config)
-            guard !searched.isEmpty else {
-                throw ValidationError("\(model) has no NoPE layers (positions: \(PositionSpec.describe(config.positions))); pass --layers all to search RoPE layers, or --position if the config is wrong")
-            }
-        case "all":
-            searched = Array(0..<config.layers)
-        default:
-            let list = layers.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard !list.isEmpty, list.allSatisfy({ $0 != nil && (0..<config.layers).contains($0!) }) else {
-                throw ValidationError("--layers must be nope, all or a list of layers in 0..<\(config.layers)")
-            }
-            searched = list.map { $0! }
-        }
+        let searched = try SearchProblem.layers(layers, config: config, model: model)
         var level: SearchProblem.Granularity = granularity == .layer ? .layer : .head
-        if granularity == nil && BakeTarget.of(config, store: checkpoint.store) == .sharedQueryNorm {
+        if granularity == nil && SearchProblem.defaultGranularity(config, store: checkpoint.store) == .layer {
             level = .layer
             Terminal.note("this model's q-norm weight is shared by all heads of a layer, so only a per-layer temperature can be baked into it: searching with --granularity layer")
         }
@@ -134,10 +116,10 @@ struct SearchCommand: ParsableCommand {
         if request.method == .entropy {
             Terminal.warn("--method entropy is experimental: compare its held-out loss with headscale and uniform before using it")
         }
-        let fast = schedule == .fast
-        request.headscale.steps = steps ?? (fast ? Self.fastSchedule.steps : 200)
-        request.headscale.batch = batch ?? (fast ? Self.fastSchedule.batch : 8)
-        request.headscale.learningRate = lr ?? (fast ? Self.fastSchedule.lr : 0.1)
+        request.headscale = schedule == .fast ? .fast : .paper
+        if let steps { request.headscale.steps = steps }
+        if let batch { request.headscale.batch = batch }
+        if let lr { request.headscale.learningRate = lr }
         request.headscale.minScale = minScale
         request.headscale.seed = seed
         request.schedule = schedule.rawValue

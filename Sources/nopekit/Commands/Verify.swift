@@ -5,9 +5,9 @@ import Foundation
 import Tokenizers
 import Verification
 
-/// Options shared by `verify` and `extend`: what to measure and where the report goes.
+/// Options shared by `verify` and `extend`: what to measure.
 struct VerifyOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Context lengths to measure, e.g. 512,1024,2048 (default: 1×, 2× and 4× the training length, and the target).", valueName: "lengths"))
+    @Option(name: .long, help: ArgumentHelp("Context lengths to measure, e.g. 512,1024,2048 (default: 1× and 2× the training length, then 4× it, or for extend the target and twice the target).", valueName: "lengths"))
     var lengths: String?
 
     @Option(name: .customLong("perplexity-protocol"), help: "sliding (the paper's: stride 256, only each window's last 256 tokens scored), chunks (llama.cpp's: BOS first, second half scored) or both.")
@@ -34,14 +34,10 @@ struct VerifyOptions: ParsableArguments {
     @Option(name: .long, help: "Seed of the passkey keys, depths and fillers.")
     var seed: UInt64 = 42
 
-    @Option(name: .long, help: "Write report.html (plots inline), verify.json, CSV files and SVG plots into this new folder.")
-    var report: String?
-
     func validate() throws {
         if let lengths { _ = try parsedLengths(lengths) }
         guard ["sliding", "chunks", "both"].contains(perplexityProtocol) else { throw ValidationError("--perplexity-protocol must be sliding, chunks or both") }
         guard stride >= 1, maxTokens >= 1, passkeyTrials >= 1 else { throw ValidationError("--stride, --max-tokens and --passkey-trials must be at least 1") }
-        if let report, FileManager.default.fileExists(atPath: report) { throw ValidationError("\(report) exists; choose another --report folder") }
     }
 
     func parsedLengths(_ text: String) throws -> [Int] {
@@ -55,7 +51,7 @@ struct VerifyOptions: ParsableArguments {
         var list: [Int]
         if let lengths { list = try parsedLengths(lengths) } else {
             guard let training else { throw ValidationError("the config states no training length; give --lengths") }
-            list = [training, 2 * training, 4 * training] + (target.map { [$0] } ?? [])
+            list = [training, 2 * training] + (target.map { [$0, 2 * $0] } ?? [4 * training])
         }
         list = Array(Set(list)).sorted()
         var plan = VerificationPlan(lengths: list, trainingLength: training)
@@ -95,6 +91,9 @@ struct Verify: ParsableCommand {
     @Option(name: .customLong("training-length"), help: "The length the model was trained at (default: config max_position_embeddings).")
     var trainingLength: Int?
 
+    @Option(name: .long, help: "Write report.html (plots inline), verify.json, CSV files and SVG plots into this new folder.")
+    var report: String?
+
     @OptionGroup var verify: VerifyOptions
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var compute: ComputeOptions
@@ -103,6 +102,7 @@ struct Verify: ParsableCommand {
 
     func validate() throws {
         if baseline != nil && temps == nil { throw ValidationError("--baseline needs --temps (the table the model was baked with)") }
+        if let report, FileManager.default.fileExists(atPath: report) { throw ValidationError("\(report) exists; choose another --report folder") }
     }
 
     func run() throws {
@@ -128,7 +128,7 @@ struct Verify: ParsableCommand {
             let e = try Equivalence.compare(patched: patched.model, baseline: source.model, temperatures: table.scales,
                                             sequences: sequences, storedType: patched.scaledTensorType)
             equivalence = e
-            Terminal.info(VerifyPrinter.equivalenceLine(e))
+            Terminal.info(e.summary)
             subjects = [Subject(label: "baseline", source: baseline, model: source.model),
                         Subject(label: "patched", source: model, model: patched.model)]
         } else if let table {
@@ -141,19 +141,13 @@ struct Verify: ParsableCommand {
         for s in subjects { results.append(try verifier.measure(s) { Terminal.info($0) }) }
         let report = VerificationReport(plan: plan, subjects: results, equivalence: equivalence, table: table,
                                         data: data, passkeyTemplate: templateSource)
-        try VerifyPrinter.finish(report, reportFolder: verify.report, json: output.json)
-        if let e = equivalence, !e.passed { throw VerificationError.notEquivalent(VerifyPrinter.equivalenceLine(e)) }
+        try VerifyPrinter.finish(report, reportFolder: self.report, json: output.json)
+        if let e = equivalence, !e.passed { throw VerificationError.notEquivalent(e.summary) }
     }
 }
 
 /// Printing a report: the terminal table or JSON, and the report folder.
 enum VerifyPrinter {
-    static func equivalenceLine(_ e: EquivalenceResult) -> String {
-        String(format: "equivalence (%@ q weights, %d positions): max |Δlogit| %.3g, relative %.3g (tolerance %.0e), KL %.3g nats, same top token %.1f%% — %@",
-               e.storedType, e.positions, e.maxAbsDifference, e.maxRelativeDifference, e.tolerance, e.meanKL, 100 * e.sameTopToken,
-               e.passed ? "equal within rounding" : "NOT EQUAL")
-    }
-
     static func finish(_ report: VerificationReport, reportFolder: String?, json: Bool) throws {
         if let reportFolder {
             try ReportWriter.write(report, to: reportFolder)
