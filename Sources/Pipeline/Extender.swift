@@ -73,11 +73,15 @@ public enum Extender {
     public static func bundledModel() -> String? {
         let fm = FileManager.default
         if let env = ProcessInfo.processInfo.environment["NOPEKIT_BUNDLED_MODEL"] { return env }
-        var candidates = [fm.currentDirectoryPath]
+        let relative = "fixtures/organism"
+        if fm.fileExists(atPath: relative + "/config.json") { return relative }
         var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        for _ in 0..<5 { candidates.append(dir.path); dir = dir.deletingLastPathComponent() }
-        return candidates.map { ($0 as NSString).appendingPathComponent("fixtures/organism") }
-            .first { fm.fileExists(atPath: ($0 as NSString).appendingPathComponent("config.json")) }
+        for _ in 0..<5 {
+            let candidate = (dir.path as NSString).appendingPathComponent(relative)
+            if fm.fileExists(atPath: candidate + "/config.json") { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        return nil
     }
 
     /// The bundled organism's data: its own corpus with seeds the training never used, one
@@ -104,7 +108,7 @@ public enum Extender {
         guard let modelPath = r.model ?? bundledModel() else { throw ExtendError.noBundledModel }
         if !bundled && r.data == nil { throw ExtendError.needsData(modelPath) }
         let output = try AtomicOutput(finalPath: r.out, kind: .directory)
-        let finalOut = output.finalPath
+        let finalOut = r.out      // as the user wrote it, for the report and the messages
         func inOut(_ name: String) -> (temporary: String, final: String) {
             (output.temporaryChild(name), (finalOut as NSString).appendingPathComponent(name))
         }

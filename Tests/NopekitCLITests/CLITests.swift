@@ -57,6 +57,27 @@ import Testing
         #expect(again.status == 64 && again.stderr.contains("exists"))
     }
 
+    /// `extend` on a quantised GGUF (Q4_K, no tokenizer: token-file data, no passkey): the search
+    /// reads the blocks, the bake edits their scales in place, the output is a Q4_K GGUF again,
+    /// and it equals the source run with the table within the fp16 rounding of the scales.
+    @Test func extendKeepsAQuantisedGGUF() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nopekit-cli-extend-gguf-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var x: UInt64 = 7
+        let ids = (0..<3000).map { _ -> Int in x = x &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407; return Int(x >> 59) }
+        let data = dir.appendingPathComponent("tokens.json").path, out = dir.appendingPathComponent("out").path
+        try Data("[\(ids.map(String.init).joined(separator: ","))]".utf8).write(to: URL(fileURLWithPath: data))
+        let r = try CLIRunner.run(["extend", "fixtures/bake/gguf/tiny-q4_k.gguf", "--position", "none", "--data", data, "--method", "uniform",
+                                   "--target-length", "128", "--lengths", "64,128", "--max-tokens", "64", "--no-passkey", "--out", out, "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let equivalence = try #require(json["equivalence"] as? [String: Any])
+        #expect(equivalence["passed"] as? Bool == true && equivalence["stored_type"] as? String == "Q4_K", "\(equivalence)")
+        let inspect = try CLIRunner.run(["inspect", out + "/tiny-q4_k.gguf", "--json"])
+        #expect(inspect.status == 0 && inspect.stdout.contains("\"Q4_K\""), "\(inspect.stderr)")
+    }
+
     /// A uniform search end to end: the table is written, fits the model, records the losses
     /// before and after, and a second run refuses to overwrite it; an all-RoPE reading of the
     /// model has no NoPE layer to search.

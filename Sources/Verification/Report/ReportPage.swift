@@ -44,11 +44,15 @@ public struct ReportPage {
                                format: { String(format: "%.0f%%", 100 * $0) })
     }
 
+    /// Scales around 1 (white): red sharpens a head, blue flattens it. The range spans the
+    /// values and 1, never below 0 (a symmetric range would show negative multipliers).
     func scalesPlot(_ t: TemperatureTable) -> String {
-        SVGPlot.heatmap(title: "Scales s_h (\(t.method))", xLabel: "head", yLabel: "layer",
-                        columns: (0..<t.heads).map(String.init), rows: (0..<t.layers).map(String.init),
-                        values: t.scales.map { row in row.map { $0.map { Optional(Double($0)) } } ?? Array(repeating: nil, count: t.heads) },
-                        center: 1)
+        let values = t.scales.compactMap { $0 }.joined().map(Double.init)
+        let range = min(1, values.min() ?? 1)...max(1, values.max() ?? 1)
+        return SVGPlot.heatmap(title: "Scales s_h (\(t.method)); empty rows not searched", xLabel: "head", yLabel: "layer",
+                               columns: (0..<t.heads).map(String.init), rows: (0..<t.layers).map(String.init),
+                               values: t.scales.map { row in row.map { $0.map { Optional(Double($0)) } } ?? Array(repeating: nil, count: t.heads) },
+                               range: range == 1...1 ? 0.5...1.5 : range, center: 1)
     }
 
     /// Each searched head's scale against its mean entropy at the longest measured length, for

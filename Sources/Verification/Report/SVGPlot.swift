@@ -329,7 +329,8 @@ extension SVGPlot {
         let right = legendOnRight ? rightLegendW + 14 : max(18, halfLabel)
         let plotW = max((wd - left - right).rounded(), 30)
         let frame = Frame(x: left, y: top, width: plotW, height: plotH)
-        let xTicks = thinned(xAxis.ticks(target: max(2, Int(plotW / 80))), length: plotW)
+        // powers of two are few: ask for many and let `thinned` drop what would overlap
+        let xTicks = thinned(xAxis.ticks(target: max(2, Int(plotW / (xAxis.scale == .log2 ? 36 : 80)))), length: plotW)
 
         var svg = Writer(title: title, width: pageW, height: pageH)
         svg.title(title, width: wd)
