@@ -145,6 +145,7 @@ public enum Extender {
         let tablePath = inOut("scales.temps.json")
         try AtomicOutput.write(Array((JSONWriter.pretty(table.json, sortKeys: false) + "\n").utf8), to: tablePath.temporary)
         let searchSeconds = Date().timeIntervalSince(start)
+        try Interruption.check(finalOut)
 
         // 2. Bake, in the source's format.
         start = Date()

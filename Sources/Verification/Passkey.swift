@@ -99,7 +99,7 @@ public struct PasskeyRun {
         self.temperatures = temperatures
     }
 
-    public func run(_ prompts: [PasskeyPrompt], progress: (Int) -> Void = { _ in }) throws -> [PasskeyOutcome] {
+    public func run(_ prompts: [PasskeyPrompt], progress: (Int) throws -> Void = { _ in }) throws -> [PasskeyOutcome] {
         let capacity = prompts.map { $0.tokens.count + $0.answer.count }.max() ?? 0
         let cache = model.makeCache(capacity: capacity)
         var outcomes: [PasskeyOutcome] = []
@@ -114,7 +114,7 @@ public struct PasskeyRun {
                 logits = try model.decode([[next]], cache: cache, temperatures: temperatures)
             }
             outcomes.append(PasskeyOutcome(prompt: p, generated: generated))
-            progress(i + 1)
+            try progress(i + 1)
         }
         return outcomes
     }

@@ -77,27 +77,34 @@ public struct Verifier {
         guard stream.count >= longest + 1 else { throw VerificationError.notEnoughData(needed: longest + 1, have: stream.count) }
     }
 
-    /// Measures `subject`; `progress` gets a short line per step.
+    /// Measures `subject`; `progress` gets a short line per step. Stops between steps once
+    /// Ctrl-C was pressed while an output is being assembled (`Interruption`).
     public func measure(_ subject: Subject, progress: (String) -> Void = { _ in }) throws -> Measurements {
         let start = Date()
+        func step(_ line: String) throws {
+            try Interruption.check(subject.source)
+            progress(line)
+        }
         var m = Measurements(label: subject.label, source: subject.source)
         var perplexity = Perplexity(model: subject.model, temperatures: subject.temperatures)
         perplexity.batchTokens = 8192
         for length in plan.lengths {
             for method in plan.protocols {
-                progress("\(subject.label): perplexity at \(length) (\(method.rawValue))")
+                try step("\(subject.label): perplexity at \(length) (\(method.rawValue))")
                 m.perplexity.append(try perplexity.measure(method, stream: stream, length: length, stride: plan.stride, bos: bos,
                                                            maxTokens: plan.maxTokens))
             }
             if let count = plan.entropyWindows {
-                progress("\(subject.label): entropy at \(length)")
+                try step("\(subject.label): entropy at \(length)")
                 let windows = Array(Perplexity.windows(.chunks, stream: stream, length: length, bos: bos).windows.prefix(count))
                 m.entropy.append((length, try AttentionEntropy.measure(subject.model, windows: windows, temperatures: subject.temperatures)))
             }
         }
         if let grid = plan.passkey {
-            progress("\(subject.label): passkey, \(prompts.count) prompts")
-            m.passkeyOutcomes = try PasskeyRun(model: subject.model, temperatures: subject.temperatures).run(prompts)
+            try step("\(subject.label): passkey, \(prompts.count) prompts")
+            m.passkeyOutcomes = try PasskeyRun(model: subject.model, temperatures: subject.temperatures).run(prompts) { _ in
+                try Interruption.check(subject.source)
+            }
             m.passkey = PasskeyAccuracy(m.passkeyOutcomes, lengths: grid.lengths)
         }
         m.seconds = Date().timeIntervalSince(start)
