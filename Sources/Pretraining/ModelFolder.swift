@@ -46,18 +46,15 @@ public enum ModelFolder {
         try replaceText(folder + "/" + PasskeyTemplate.fileName, JSONWriter.pretty(Corpus.passkeyTemplate.json, sortKeys: false) + "\n")
     }
 
-    /// Writes `path` through `write` under a temporary name, then renames it over the old file.
+    /// Writes `path` through `write` under a temporary name, then renames it over the old file
+    /// (`AtomicOutput`: the one atomic path, synced before the rename; nothing left on error).
     public static func replace(_ path: String, _ write: (String) throws -> Void) throws {
-        let temporary = path + ".nopekit-partial"
-        try? FileManager.default.removeItem(atPath: temporary)
-        try write(temporary)
-        guard rename(temporary, path) == 0 else {
-            try? FileManager.default.removeItem(atPath: temporary)
-            throw FileError.cannotWrite(path: path, reason: String(cString: strerror(errno)))
-        }
+        let output = try AtomicOutput(finalPath: path, kind: .file, replacing: true)
+        try write(output.temporaryPath)
+        try output.commit()
     }
 
     public static func replaceText(_ path: String, _ text: String) throws {
-        try replace(path) { try Data(text.utf8).write(to: URL(fileURLWithPath: $0)) }
+        try AtomicOutput.write(Array(text.utf8), to: path, replacing: true)
     }
 }

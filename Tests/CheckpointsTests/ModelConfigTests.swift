@@ -148,6 +148,12 @@ import Testing
         }
         let badGQA = Self.llama.replacingOccurrences(of: "\"num_key_value_heads\": 4", with: "\"num_key_value_heads\": 5")
         #expect(throws: ModelConfigError.self) { try decode(badGQA) }
+        // A negative epsilon made every RMSNorm NaN and crashed `score` (issue 13).
+        let negativeEps = Self.llama.replacingOccurrences(of: "\"rms_norm_eps\": 1e-05", with: "\"rms_norm_eps\": -1e-05")
+        #expect(negativeEps != Self.llama)
+        #expect(throws: ModelConfigError.invalidValue(file: "config.json", key: "rms_norm_eps", detail: "-1e-05 is not a finite number ≥ 0")) {
+            try decode(negativeEps)
+        }
         let floatLayers = Self.llama.replacingOccurrences(of: "\"num_hidden_layers\": 22", with: "\"num_hidden_layers\": 22.5")
         #expect(throws: ModelConfigError.invalidValue(file: "config.json", key: "num_hidden_layers", detail: "expected a positive integer")) {
             try decode(floatLayers)

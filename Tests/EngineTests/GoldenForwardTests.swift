@@ -122,6 +122,36 @@ import Testing
         }
     }
 
+    /// A NaN reached the integer conversion of the fast exp and killed the process (issue 13).
+    @Test func fastExpPassesNaNThrough() {
+        #expect(FastMath.exp(Float.nan).isNaN)
+        #expect(FastMath.exp(-Float.infinity) == 0 && FastMath.exp(Float.infinity) == .infinity)
+    }
+
+    @Test func allFiniteMatchesNaive() {
+        for count in [0, 1, 15, 16, 17, 100] {
+            for bad in [Float.nan, .infinity, -.infinity] {
+                for at in Set([0, count / 2, count - 1]) where count > 0 {
+                    var v = (0..<count).map { Float($0) * 0.25 - 3 }
+                    #expect(Kernels.allFinite(v) && Kernels.allFiniteNaive(v))
+                    v[at] = bad
+                    #expect(!Kernels.allFinite(v) && !Kernels.allFiniteNaive(v), "\(bad) at \(at) of \(count)")
+                }
+            }
+        }
+        #expect(Kernels.allFinite([]) && Kernels.allFinite([Float.greatestFiniteMagnitude, -.greatestFiniteMagnitude]))
+    }
+
+    /// A NaN weight is refused by tensor name when the model loads, not turned into NaN logits.
+    @Test func nonFiniteWeightIsRefusedByName() throws {
+        let c = try GoldenCase(folder: GoldenForwardTests.root.appendingPathComponent("nope_lambda").path)
+        var p = try c.parameters()
+        p.layers[1].wq[5] = Float.nan
+        #expect(throws: WeightError.nonFinite(source: "in-memory parameters", tensor: "model.layers.1.self_attn.q_proj.weight", count: 1)) {
+            _ = try LlamaModel(store: ParameterStore(p), config: c.config, policy: .resident)
+        }
+    }
+
     @Test func fastExpIsAccurate() {
         var worst: Float = 0
         var x: Float = -87

@@ -121,3 +121,27 @@ import Verification
         #expect(doc.text.hasPrefix(file.task) && doc.text.contains(file.needle(key: 12345)) && doc.text.hasSuffix(file.question))
     }
 }
+
+/// Pretrain outputs go through the one atomic path: a failed write leaves the previous file
+/// and no temporary behind.
+@Suite struct ModelFolderTests {
+    struct Failure: Error {}
+
+    @Test func failedReplaceKeepsThePreviousFile() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nopekit-modelfolder-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/TRAINING.md"
+        try ModelFolder.replaceText(path, "first\n")
+        try ModelFolder.replaceText(path, "second\n")
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "second\n")
+        #expect(throws: Failure.self) {
+            try ModelFolder.replace(path) { temporary in
+                try Data("half".utf8).write(to: URL(fileURLWithPath: temporary))
+                throw Failure()
+            }
+        }
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "second\n")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["TRAINING.md"])
+    }
+}

@@ -80,6 +80,9 @@ extension ModelConfig {
         }
         let tuning: TemperatureTuning? = arch == "llama4" ? TemperatureTuning(floorScale: 8192, attnScale: 0.1) : nil
         let eps = metadata[key(GGUF.Key.rmsEpsilon)]?.doubleValue ?? 1e-5
+        guard eps.isFinite && eps >= 0 else {
+            throw ModelConfigError.invalidValue(file: file, key: key(GGUF.Key.rmsEpsilon), detail: "\(eps) is not a finite number ≥ 0")
+        }
         return ModelConfig(
             modelType: arch, layers: layers, heads: heads, kvHeads: kvHeads, headDim: headDim, hidden: hidden,
             intermediate: try required(GGUF.Key.feedForwardLength), vocab: vocab, normEps: eps,

@@ -177,6 +177,9 @@ extension ModelConfig {
             ?? r.positiveInt("intermediate_size")
         let vocab = try r.positiveInt("vocab_size")
         let normEps = try r.optionalDouble("rms_norm_eps") ?? r.optionalDouble("layer_norm_eps") ?? 1e-6
+        guard normEps.isFinite && normEps >= 0 else {
+            throw ModelConfigError.invalidValue(file: file, key: "rms_norm_eps", detail: "\(normEps) is not a finite number ≥ 0")
+        }
         // transformers' defaults: cohere2 and smollm3 tie their embeddings, llama does not.
         let tied = try r.optionalBool("tie_word_embeddings") ?? (modelType == "cohere2" || modelType == "smollm3")
         let attentionBias = try r.optionalBool("attention_bias") ?? (modelType == "qwen2")

@@ -124,9 +124,32 @@ enum Vector16 {
 /// A fast exp for the softmax and SiLU (Cephes `expf`): k = round(x·log2 e), r = x − k·ln 2
 /// in two parts (Cody–Waite, so r is exact), e^r by a degree-6 polynomial, times 2^k built
 /// from its bits. Relative error about 1e-7; below −87 gives 0; above 88 Foundation takes over.
+extension Kernels {
+    /// True when no value is NaN or ±Inf: x − x is 0 for every finite x and NaN otherwise, so
+    /// sixteen lanes accumulate it and one test at the end decides.
+    public static func allFinite(_ values: [Float]) -> Bool {
+        values.withUnsafeBufferPointer { b in
+            var acc = SIMD16<Float>(repeating: 0)
+            var i = 0
+            while i + 16 <= b.count {
+                let v = SIMD16<Float>(b[i..<(i + 16)])
+                acc += v - v
+                i += 16
+            }
+            var tail: Float = 0
+            while i < b.count { tail += b[i] - b[i]; i += 1 }
+            return !(acc.sum() + tail).isNaN
+        }
+    }
+
+    /// The reference for `allFinite`.
+    public static func allFiniteNaive(_ values: [Float]) -> Bool { values.allSatisfy(\.isFinite) }
+}
+
 public enum FastMath {
     @inline(__always)
     public static func exp(_ x: Float) -> Float {
+        if x.isNaN { return x }                 // never reaches the integer conversion below
         if x < -87 { return 0 }
         if x > 88 { return Foundation.exp(x) }  // keeps 2^k below 2^128
         let k = (x * 1.442_695_040_888_963).rounded(.toNearestOrEven)

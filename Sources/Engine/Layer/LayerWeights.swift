@@ -24,11 +24,14 @@ public struct LayerWeights {
 public enum WeightError: Error, CustomStringConvertible, Equatable {
     case missing(source: String, tensor: String)
     case wrongShape(source: String, tensor: String, expected: [Int], actual: [Int])
+    case nonFinite(source: String, tensor: String, count: Int)
 
     public var description: String {
         switch self {
         case .missing(let s, let t): return "\(s): tensor '\(t)' is missing; the checkpoint does not match its config"
         case .wrongShape(let s, let t, let e, let a): return "\(s): tensor '\(t)' has shape \(a), the config implies \(e)"
+        case .nonFinite(let s, let t, let n):
+            return "\(s): tensor '\(t)' holds \(n) non-finite value\(n == 1 ? "" : "s") (NaN or ±Inf); the checkpoint is damaged: download or convert it again"
         }
     }
 }
@@ -58,6 +61,11 @@ public struct WeightReader {
         }
         let values = try store.readF32(name)
         store.releasePages(name)
+        // A NaN or Inf weight would turn every output into NaN (or trap an integer conversion
+        // downstream): refuse it here, by name.
+        if !Kernels.allFinite(values) {
+            throw WeightError.nonFinite(source: store.sourcePath, tensor: name, count: values.filter { !$0.isFinite }.count)
+        }
         return values
     }
 
