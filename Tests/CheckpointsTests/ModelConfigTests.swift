@@ -154,9 +154,55 @@ import Testing
         #expect(throws: ModelConfigError.invalidValue(file: "config.json", key: "rms_norm_eps", detail: "-1e-05 is not a finite number ≥ 0")) {
             try decode(negativeEps)
         }
+        // partial_rotary_factor outside (0, 1] made Rope trap or write past the head (issue 13).
+        for bad in ["-0.5", "0", "1.5", "0.03125"] {   // 0.03125 × 64 = 2 is fine; see below
+            let text = Self.llama.replacingOccurrences(of: "\"rms_norm_eps\"", with: "\"partial_rotary_factor\": \(bad), \"rms_norm_eps\"")
+            if bad == "0.03125" { #expect(try decode(text).rope.rotaryDim(headDim: 64) == 2); continue }
+            #expect(throws: ModelConfigError.self, "partial_rotary_factor \(bad)") { try decode(text) }
+        }
+        let odd = Self.llama.replacingOccurrences(of: "\"rms_norm_eps\"", with: "\"partial_rotary_factor\": 0.046875, \"rms_norm_eps\"")
+        #expect(throws: ModelConfigError.self, "3 rotated dims") { try decode(odd) }
+        // "nopekit_position": 5 was ignored, so RoPE ran on a NoPE model.
+        let numeric = Self.llama.replacingOccurrences(of: "\"rms_norm_eps\"", with: "\"nopekit_position\": 5, \"rms_norm_eps\"")
+        #expect(throws: ModelConfigError.invalidValue(file: "config.json", key: "nopekit_position", detail: "must be a pattern string such as \"none\" or \"every:4\"")) {
+            try decode(numeric)
+        }
+        // Scaling types that are not implemented are refused where RoPE runs, accepted where it does not.
+        let dynamic = Self.llama.replacingOccurrences(of: "\"rms_norm_eps\"", with: "\"rope_scaling\": {\"rope_type\": \"dynamic\", \"factor\": 2.0}, \"rms_norm_eps\"")
+        #expect(throws: ModelConfigError.self) { try decode(dynamic) }
+        #expect(try decode(dynamic, override: PositionSpec(parsing: "none")).positions.allSatisfy { $0 == .none })
         let floatLayers = Self.llama.replacingOccurrences(of: "\"num_hidden_layers\": 22", with: "\"num_hidden_layers\": 22.5")
         #expect(throws: ModelConfigError.invalidValue(file: "config.json", key: "num_hidden_layers", detail: "expected a positive integer")) {
             try decode(floatLayers)
+        }
+    }
+}
+
+/// GGUF metadata decoding: the checks of the scalar keys hold for per-layer arrays too.
+@Suite struct GGUFConfigTests {
+    static func metadata(headCount: GGUFValue, ropeDims: UInt32 = 16) -> [GGUFKeyValue] {
+        [GGUFKeyValue("general.architecture", .string("llama")), GGUFKeyValue("llama.block_count", .uint32(2)),
+         GGUFKeyValue("llama.embedding_length", .uint32(64)), GGUFKeyValue("llama.feed_forward_length", .uint32(128)),
+         GGUFKeyValue("llama.attention.head_count", headCount), GGUFKeyValue("llama.attention.head_count_kv", .uint32(2)),
+         GGUFKeyValue("llama.vocab_size", .uint32(32)), GGUFKeyValue("llama.rope.dimension_count", .uint32(ropeDims))]
+    }
+
+    @Test func uniformArraysDecode() throws {
+        let c = try ModelConfig.decode(gguf: Self.metadata(headCount: .array(.uint32, [.uint32(4), .uint32(4)])), tensors: [], file: "m.gguf")
+        #expect(c.heads == 4 && c.headDim == 16 && c.rope.rotaryDim(headDim: 16) == 16)
+    }
+
+    /// A zero in a per-layer head count skipped the `> 0` check and divided by zero (issue 13).
+    @Test func zeroInAPerLayerArrayIsRefused() {
+        #expect(throws: ModelConfigError.invalidValue(file: "m.gguf", key: "llama.attention.head_count", detail: "expected positive integers per layer")) {
+            try ModelConfig.decode(gguf: Self.metadata(headCount: .array(.uint32, [.uint32(0), .uint32(0)])), tensors: [], file: "m.gguf")
+        }
+    }
+
+    /// rope.dimension_count beyond head_dim made Rope.apply write past the head (issue 13).
+    @Test(arguments: [UInt32(17), 32, 3]) func ropeDimensionsOutsideTheHeadAreRefused(_ dims: UInt32) {
+        #expect(throws: ModelConfigError.self) {
+            try ModelConfig.decode(gguf: Self.metadata(headCount: .uint32(4), ropeDims: dims), tensors: [], file: "m.gguf")
         }
     }
 }

@@ -21,7 +21,10 @@ extension ModelConfig {
             // Per-layer arrays (head counts, FFN widths) must be uniform for a Llama-family block.
             if let items = v.arrayValue {
                 let values = items.compactMap(\.intValue)
-                guard let first = values.first, values.count == items.count, values.allSatisfy({ $0 == first }) else {
+                guard values.count == items.count, values.allSatisfy({ $0 > 0 }), let first = values.first else {
+                    throw ModelConfigError.invalidValue(file: file, key: key(suffix), detail: "expected positive integers per layer")
+                }
+                guard values.allSatisfy({ $0 == first }) else {
                     throw ModelConfigError.invalidValue(file: file, key: key(suffix), detail: "per-layer values differ; nopekit supports uniform layers only")
                 }
                 return first
@@ -83,6 +86,7 @@ extension ModelConfig {
         guard eps.isFinite && eps >= 0 else {
             throw ModelConfigError.invalidValue(file: file, key: key(GGUF.Key.rmsEpsilon), detail: "\(eps) is not a finite number ≥ 0")
         }
+        try rope.check(headDim: headDim, ropeLayers: positions.contains(.rope), file: file)
         return ModelConfig(
             modelType: arch, layers: layers, heads: heads, kvHeads: kvHeads, headDim: headDim, hidden: hidden,
             intermediate: try required(GGUF.Key.feedForwardLength), vocab: vocab, normEps: eps,

@@ -97,6 +97,24 @@ public struct RopeParameters: Equatable, Sendable {
     /// Fraction of head_dim that is rotated (`partial_rotary_factor`, default 1).
     public var partialRotaryFactor: Double
 
+    /// Dims of a head that are rotated: ⌊head_dim · partial_rotary_factor⌋, as transformers.
+    public func rotaryDim(headDim: Int) -> Int { Int(Double(headDim) * partialRotaryFactor) }
+
+    /// Refuses what the engine would run wrongly or unsafely: a rotated width outside
+    /// 2…head_dim or odd (the rotation pairs dim i with i + rotary/2 inside the head), and the
+    /// scaling types nopekit does not implement, when a layer uses RoPE.
+    public func check(headDim: Int, ropeLayers: Bool, file: String) throws {
+        let rotary = Double(headDim) * partialRotaryFactor
+        guard partialRotaryFactor.isFinite, partialRotaryFactor > 0, partialRotaryFactor <= 1, Int(rotary) >= 2, Int(rotary) % 2 == 0 else {
+            throw ModelConfigError.invalidValue(file: file, key: "partial_rotary_factor",
+                                                detail: "\(partialRotaryFactor) × head_dim \(headDim) must give an even number of rotated dims in 2…\(headDim)")
+        }
+        if ropeLayers, let t = scalingType, ["dynamic", "longrope"].contains(t) {
+            throw ModelConfigError.invalidValue(file: file, key: "rope_scaling",
+                                                detail: "'\(t)' RoPE scaling is not implemented; nopekit refuses rather than run it wrongly (--position none if the model has no RoPE layers)")
+        }
+    }
+
     public init(theta: Double, scalingType: String? = nil, factor: Double? = nil, partialRotaryFactor: Double = 1) {
         self.theta = theta
         self.scalingType = scalingType
@@ -188,6 +206,7 @@ extension ModelConfig {
 
         let rope = try decodeRope(r, modelType: modelType)
         let (positions, source) = try decodePositions(r, modelType: modelType, layers: layers, override: override)
+        try rope.check(headDim: headDim, ropeLayers: positions.contains(.rope), file: file)
 
         var tuning: TemperatureTuning? = nil
         if modelType == "llama4", try r.optionalBool("attn_temperature_tuning") ?? true {
@@ -279,7 +298,11 @@ extension ModelConfig {
             return (try override.resolve(layerCount: layers), "--position \(override)")
         }
         // Our own field, written by `nopekit pretrain` and by patched outputs.
-        if let text = r.json["nopekit_position"]?.stringValue {
+        if let value = r.json["nopekit_position"], !value.isNull {
+            // anything but a pattern string is an error: ignoring it would run RoPE on a NoPE model
+            guard let text = value.stringValue else {
+                throw ModelConfigError.invalidValue(file: r.file, key: "nopekit_position", detail: "must be a pattern string such as \"none\" or \"every:4\"")
+            }
             do {
                 return (try PositionSpec(parsing: text).resolve(layerCount: layers), "config.json nopekit_position \"\(text)\"")
             } catch {
