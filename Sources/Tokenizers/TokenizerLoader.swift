@@ -64,10 +64,16 @@ extension Tokenizer {
                 throw TokenizerError.unsupported(file: file, component: "BPE \(key) \"\(v)\"", detail: "not implemented")
             }
         }
+        guard let vocabEntries = model["vocab"]?.objectValue, !vocabEntries.isEmpty else {
+            throw TokenizerError.invalid(file: file, detail: "the model's 'vocab' is missing or empty")
+        }
         var entries: [(String, Int)] = []
-        for m in model["vocab"]?.objectValue ?? [] {
+        for m in vocabEntries {
             guard let id = m.value.intValue, id >= 0 else { throw TokenizerError.invalid(file: file, detail: "vocab entry '\(m.key)' has no id") }
             entries.append((m.key, id))
+        }
+        if let m = model["merges"], !m.isNull, m.arrayValue == nil {
+            throw TokenizerError.invalid(file: file, detail: "'merges' must be a list")
         }
         var merges: [(String, String)] = []
         for m in model["merges"]?.arrayValue ?? [] {
@@ -83,9 +89,16 @@ extension Tokenizer {
         var addedList: [AddedTokens.Token] = []
         for t in json["added_tokens"]?.arrayValue ?? [] {
             guard let id = t["id"]?.intValue, let content = t["content"]?.stringValue else { continue }
+            guard id >= 0 else { throw TokenizerError.invalid(file: file, detail: "added token \"\(content)\" has the negative id \(id)") }
             addedList.append(.init(id: id, content: content, special: t["special"]?.boolValue ?? false,
                                    lstrip: t["lstrip"]?.boolValue ?? false, rstrip: t["rstrip"]?.boolValue ?? false,
                                    singleWord: t["single_word"]?.boolValue ?? false))
+        }
+        // Ids index arrays: they must be dense (at most as many distinct ids as entries), checked
+        // before anything is allocated by id (an id of 2^40 would ask for terabytes).
+        let idCount = entries.count + addedList.count
+        if let (name, id) = (entries + addedList.map { ($0.content, $0.id) }).first(where: { $0.1 >= idCount }) {
+            throw TokenizerError.invalid(file: file, detail: "token \"\(name)\" has id \(id), beyond the \(idCount) vocabulary and added entries: ids must be dense")
         }
         let bpe = try BPEModel(vocab: entries, merges: merges, unknown: model["unk_token"]?.stringValue,
                                byteFallback: model["byte_fallback"]?.boolValue ?? false,

@@ -147,3 +147,33 @@ enum TokenizerFixtures {
         #expect(failures == 0, "\(model): \(failures) of \(cases.count) differ")
     }
 }
+
+/// Hostile tokenizer.json files are refused by name before anything is allocated by id (issue 13).
+@Suite struct TokenizerLimitTests {
+    static func json(vocab: String, merges: String = "[]", added: String = "[]") -> String {
+        #"{"model": {"type": "BPE", "vocab": \#(vocab), "merges": \#(merges)}, "added_tokens": \#(added)}"#
+    }
+
+    @Test(arguments: [
+        (json(vocab: #"{"a": 0, "b": 1099511627776}"#), "ids must be dense"),
+        (json(vocab: #"{"a": 0, "b": 1000000000}"#), "ids must be dense"),
+        (json(vocab: #"{"a": 0}"#, added: #"[{"id": -1, "content": "<s>"}]"#), "negative id"),
+        (json(vocab: #"{"a": 0}"#, added: #"[{"id": 5, "content": "<s>"}]"#), "ids must be dense"),
+        (json(vocab: #"{}"#), "missing or empty"),
+        (json(vocab: #"{"a": 0}"#, merges: #""x""#), "'merges' must be a list"),
+    ])
+    func hostileVocabularyIsRefused(_ text: String, _ reason: String) {
+        do {
+            _ = try Tokenizer.load(tokenizerJSON: text, config: nil, name: "t.json")
+            Issue.record("accepted: \(text)")
+        } catch {
+            #expect("\(error)".contains(reason) && "\(error)".contains("t.json"), "\(error)")
+        }
+    }
+
+    @Test func denseIdsWithAddedTokensLoad() throws {
+        let t = try Tokenizer.load(tokenizerJSON: Self.json(vocab: #"{"a": 0, "b": 1}"#, added: #"[{"id": 2, "content": "<s>"}]"#),
+                                   config: nil, name: "t.json")
+        #expect(t.vocabularySize == 3)
+    }
+}
