@@ -50,3 +50,30 @@ import Testing
         _ = try model.decode([[4, 5, 6, 7]], cache: cache)
     }
 }
+
+/// A config.json whose numbers do not describe the stored tensors is refused, naming the field
+/// or tensor, before anything is allocated from those numbers (issue 13: 10^18 layers aborted,
+/// 2^62 widths trapped, a 4M-wide MLP allocated 8 GB, 2 layers of 4 ran silently).
+@Suite struct ConfigAgainstWeightsTests {
+    static func refusal(_ edit: (inout ModelConfig) -> Void) throws -> String? {
+        let c = try GoldenCase(folder: GoldenForwardTests.root.appendingPathComponent("nope_lambda").path)
+        var config = c.config
+        edit(&config)
+        do {
+            _ = try LlamaModel(store: c.checkpoint.store, config: config, policy: .resident)
+            return nil
+        } catch let e as ModelConfigError {
+            return "\(e)"
+        }
+    }
+
+    @Test func hostileNumbersAreRefusedByName() throws {
+        #expect(try Self.refusal { $0.layers = 1_000_000_000_000_000_000 }?.contains("num_hidden_layers") == true)
+        #expect(try Self.refusal { $0.hidden = 1 << 62 }?.contains("hidden_size") == true)
+        #expect(try Self.refusal { $0.headDim = 1 << 62 }?.contains("head_dim") == true)
+        #expect(try Self.refusal { $0.intermediate = 4_000_000 }?.contains("mlp.gate_proj.weight") == true)
+        #expect(try Self.refusal { $0.layers = 2 }?.contains("layer 2 is stored") == true)
+        #expect(try Self.refusal { $0.layers = 4 }?.contains("model.layers.3.input_layernorm.weight' is missing") == true)
+        #expect(try Self.refusal { _ in } == nil)
+    }
+}

@@ -135,6 +135,8 @@ public enum ModelConfigError: Error, CustomStringConvertible, Equatable {
     case invalidValue(file: String, key: String, detail: String)
     case unsupportedArchitecture(file: String, modelType: String)
     case noConfig(path: String)
+    /// The config's numbers do not describe the tensors stored.
+    case doesNotMatchWeights(source: String, detail: String)
 
     public static let supportedTypes = ["llama", "mistral", "qwen2", "qwen3", "smollm3", "cohere2", "llama4"]
 
@@ -146,6 +148,7 @@ public enum ModelConfigError: Error, CustomStringConvertible, Equatable {
         case .unsupportedArchitecture(let f, let t):
             return "\(f): model_type '\(t)' is not supported (supported: \(Self.supportedTypes.joined(separator: ", "))); nopekit refuses rather than guess its layout"
         case .noConfig(let p): return "\(p): no config.json found beside the weights; it is needed for heads, KV heads and positions"
+        case .doesNotMatchWeights(let s, let d): return "\(s): the config does not match the weights: \(d)"
         }
     }
 }

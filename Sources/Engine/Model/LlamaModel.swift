@@ -65,6 +65,7 @@ public final class LlamaModel: ModelWeightSource {
         if config.modelType == "cohere2" || config.modelType == "llama4" {
             throw EngineError.unsupportedModel("\(config.modelType) blocks are not Llama blocks (parallel attention/MoE); nopekit runs llama, mistral, qwen2, qwen3, smollm3")
         }
+        try config.check(against: store)
         self.config = config
         reader = WeightReader(store: store, config: config)
         rope = Rope(config: config)
