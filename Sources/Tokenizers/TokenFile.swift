@@ -43,12 +43,20 @@ public enum TokenStream {
         return .text
     }
 
+    /// A UTF-8 text file, or an error naming it (not Foundation's bare NSCocoaErrorDomain code).
+    public static func readText(_ path: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: path) else { throw TokenizerError.badData(file: path, detail: "cannot read") }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw TokenizerError.badData(file: path, detail: "not UTF-8 text (convert it, e.g. with iconv, or give a token file)")
+        }
+        return text
+    }
+
     public static func read(_ path: String, tokenizer: Tokenizer?) throws -> (ids: [Int], format: Format) {
         let format = Self.format(of: path)
         if format == .tokens { return (try TokenFile.read(path), format) }
         guard let tokenizer else { throw TokenizerError.badData(file: path, detail: "the model has no tokenizer; give a token file") }
-        guard let data = FileManager.default.contents(atPath: path) else { throw TokenizerError.badData(file: path, detail: "cannot read") }
-        guard let text = String(data: data, encoding: .utf8) else { throw TokenizerError.badData(file: path, detail: "not UTF-8 text") }
+        let text = try readText(path)
         if format == .text { return (tokenizer.encode(text, addSpecialTokens: false), format) }
         var ids: [Int] = []
         for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {

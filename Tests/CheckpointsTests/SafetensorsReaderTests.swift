@@ -181,6 +181,10 @@ import Testing
         let absent = try shardedCopy { $0[0].value = .string("model-00009-of-00009.safetensors") }
         defer { try? FileManager.default.removeItem(atPath: absent) }
         #expect(errorKind { _ = try ShardedSafetensors(folder: absent) } == "staleIndex")
+        // an empty weight_map used to open as a checkpoint with no weights (issue 13)
+        let empty = try shardedCopy { $0.removeAll() }
+        defer { try? FileManager.default.removeItem(atPath: empty) }
+        #expect(errorKind { _ = try ShardedSafetensors(folder: empty) } == "invalidIndex")
         let escape = try shardedCopy { $0[0].value = .string("../model.safetensors") }
         defer { try? FileManager.default.removeItem(atPath: escape) }
         #expect(errorKind { _ = try ShardedSafetensors(folder: escape) } == "invalidIndex")

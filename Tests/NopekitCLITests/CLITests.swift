@@ -78,6 +78,15 @@ import Testing
         #expect(inspect.status == 0 && inspect.stdout.contains("\"Q4_K\""), "\(inspect.stderr)")
     }
 
+    /// A non-UTF-8 text gets an error naming the file, not Foundation's bare error code (issue 13).
+    @Test func scoreNamesANonUTF8Text() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("nopekit-latin1-\(getpid()).txt").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Data([0x63, 0x61, 0x66, 0xE9, 0x20, 0xFF]).write(to: URL(fileURLWithPath: path))
+        let r = try CLIRunner.run(["score", "fixtures/organism", "--text", path])
+        #expect(r.status == 1 && r.stderr.contains(path) && r.stderr.contains("not UTF-8") && !r.stderr.contains("NSCocoaErrorDomain"), "\(r.stderr)")
+    }
+
     /// A uniform search end to end: the table is written, fits the model, records the losses
     /// before and after, and a second run refuses to overwrite it; an all-RoPE reading of the
     /// model has no NoPE layer to search.

@@ -129,6 +129,10 @@ public final class ShardedSafetensors: TensorStore {
         guard let map = json["weight_map"]?.objectValue else {
             throw SafetensorsError.invalidIndex(file: path, detail: "no 'weight_map' object")
         }
+        // An empty map would open no shard at all and yield a checkpoint with no weights.
+        guard !map.isEmpty else {
+            throw SafetensorsError.invalidIndex(file: path, detail: "'weight_map' lists no tensor; the index does not describe the shards beside it")
+        }
         if let dup = json["weight_map"]?.duplicateKey {
             throw SafetensorsError.invalidIndex(file: path, detail: "tensor '\(dup)' appears twice in weight_map")
         }

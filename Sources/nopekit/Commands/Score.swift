@@ -43,7 +43,7 @@ struct Score: ParsableCommand {
         let ids: [Int]
         if let text {
             guard let tokenizer = opened.tokenizer else { throw ValidationError("\(model) has no tokenizer; give --tokens FILE") }
-            ids = tokenizer.encode(try String(contentsOfFile: text, encoding: .utf8))
+            ids = tokenizer.encode(try TokenStream.readText(text))
         } else {
             ids = try TokenFile.read(tokens!)
         }
