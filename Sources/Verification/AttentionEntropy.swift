@@ -40,20 +40,55 @@ public enum AttentionEntropy {
     public static func ceiling(length n: Int) -> Double { log2(Double(n)) }
 }
 
-/// What `nopekit score` reports: the loss of one sequence, and optionally its entropies.
+/// What `nopekit score` reports: the loss of every token of one input, and optionally the
+/// entropies. An input longer than `window` is scored in overlapping windows (Hugging Face's
+/// strided perplexity): windows start every window/2 tokens, and each scores only the tokens
+/// the previous one did not, so every token after the first is scored once, with at least
+/// window/2 tokens of context beyond the first window, in memory bounded by the window.
 public struct SequenceScore: Sendable {
     public var tokens: Int
     public var losses: [Float]
     public var totalLoss: Double
+    public var windows: Int
     public var meanLoss: Double { totalLoss / Double(max(1, losses.count)) }
     public var perplexity: Double { exp(meanLoss) }
-    /// [layer][head] mean entropy in bits (empty unless asked).
+    /// [layer][head] mean entropy in bits over every window (empty unless asked).
     public var entropy: [[Double]]
 
-    public static func score(_ model: LlamaModel, tokens: [Int], temperatures: [[Float]?]? = nil, entropy: Bool = false) throws -> SequenceScore {
+    /// The windows of an input of `count` tokens: each one's range and the positions (into
+    /// its own per-token losses) it scores.
+    static func windows(count n: Int, window w: Int) -> [(range: Range<Int>, scored: Range<Int>)] {
+        guard n > w else { return [(0..<n, 0..<(n - 1))] }
+        let stride = max(1, w / 2)
+        var out: [(Range<Int>, Range<Int>)] = []
+        var start = 0, scoredUpTo = 1          // next target not yet scored
+        while scoredUpTo < n {
+            let end = min(n, start + w)
+            out.append((start..<end, (scoredUpTo - 1 - start)..<(end - 1 - start)))
+            scoredUpTo = end
+            start = min(start + stride, max(0, n - w))
+        }
+        return out
+    }
+
+    public static func score(_ model: LlamaModel, tokens: [Int], temperatures: [[Float]?]? = nil, entropy: Bool = false,
+                             window: Int = .max, progress: (Int, Int) -> Void = { _, _ in }) throws -> SequenceScore {
         let c = model.config
-        let out = try model.forward(ForwardRequest(tokens: [tokens], temperatures: temperatures, losses: true, entropy: entropy))
-        return SequenceScore(tokens: tokens.count, losses: out.losses, totalLoss: out.losses.reduce(0.0) { $0 + Double($1) },
-                             entropy: entropy ? AttentionEntropy.meanPerHead(out.entropy, layers: c.layers, sequences: 1, heads: c.heads, length: tokens.count) : [])
+        let plan = windows(count: tokens.count, window: window)
+        var losses: [Float] = []
+        losses.reserveCapacity(tokens.count - 1)
+        var bits = Array(repeating: Array(repeating: 0.0, count: c.heads), count: c.layers)
+        for (i, w) in plan.enumerated() {
+            let slice = Array(tokens[w.range])
+            let out = try model.forward(ForwardRequest(tokens: [slice], temperatures: temperatures, losses: true, entropy: entropy))
+            losses += out.losses[w.scored]
+            if entropy {
+                let m = AttentionEntropy.meanPerHead(out.entropy, layers: c.layers, sequences: 1, heads: c.heads, length: slice.count)
+                for l in 0..<c.layers { for h in 0..<c.heads { bits[l][h] += m[l][h] / Double(plan.count) } }
+            }
+            progress(i + 1, plan.count)
+        }
+        return SequenceScore(tokens: tokens.count, losses: losses, totalLoss: losses.reduce(0.0) { $0 + Double($1) },
+                             windows: plan.count, entropy: entropy ? bits : [])
     }
 }

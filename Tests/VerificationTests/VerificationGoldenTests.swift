@@ -114,3 +114,32 @@ import Tokenizers
         #expect(try Self.template(c["template"]!) == PasskeyTemplate.paper)
     }
 }
+
+/// `score` on inputs longer than its window (issue 13: a 20 MB text asked for 14.6 GB): every
+/// token after the first is scored exactly once, and a window as long as the input gives the
+/// single pass's losses.
+@Suite struct WindowedScoreTests {
+    @Test(arguments: [(10, 100), (100, 100), (101, 100), (250, 64), (1000, 16), (17, 16)])
+    func everyTokenIsScoredOnce(_ n: Int, _ window: Int) {
+        let plan = SequenceScore.windows(count: n, window: window)
+        var targets: [Int] = []
+        for w in plan {
+            #expect(w.range.count <= window && w.range.upperBound <= n)
+            targets += w.scored.map { w.range.lowerBound + $0 + 1 }
+            if w.range.lowerBound > 0 { #expect(w.scored.lowerBound >= window / 2 - 1, "context before the first scored token") }
+        }
+        #expect(targets == Array(1..<n), "n \(n), window \(window)")
+    }
+
+    @Test func windowedLossesEqualOnePassWhereContextAgrees() throws {
+        let o = try VerificationGoldenTests.Organism()
+        let ids = Array(o.stream.prefix(300))
+        let whole = try SequenceScore.score(o.model, tokens: ids)
+        let windowed = try SequenceScore.score(o.model, tokens: ids, window: 128)
+        #expect(windowed.losses.count == whole.losses.count && windowed.windows > 1)
+        // the first window's losses see the same context as the single pass
+        #expect(zip(windowed.losses.prefix(127), whole.losses.prefix(127)).allSatisfy { abs($0 - $1) < 1e-5 })
+        let same = try SequenceScore.score(o.model, tokens: ids, window: 300)
+        #expect(same.windows == 1 && same.losses == whole.losses)
+    }
+}
