@@ -131,3 +131,29 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: empty) == ["model.safetensors"])
     }
 }
+
+/// A writer killed with SIGKILL leaves its hidden temporary; the next output to the same path
+/// removes it, while a live writer's temporary is left alone (issue 13).
+@Suite struct StalePartialTests {
+    @Test func staleTemporariesOfDeadWritersAreRemoved() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nopekit-stale-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let finished = Process()
+        finished.executableURL = URL(fileURLWithPath: "/bin/true")
+        try finished.run()
+        finished.waitUntilExit()
+        let dead = dir + "/.out.nopekit-partial-\(finished.processIdentifier)"
+        let live = dir + "/.out.nopekit-partial-\(getppid())"
+        let other = dir + "/.other.nopekit-partial-\(finished.processIdentifier)"
+        for p in [dead, live, other] {
+            try FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true)
+            try Data("partial".utf8).write(to: URL(fileURLWithPath: p + "/model.safetensors"))
+        }
+        let output = try AtomicOutput(finalPath: dir + "/out", kind: .directory)
+        #expect(!FileManager.default.fileExists(atPath: dead), "the dead writer's temporary stays")
+        #expect(FileManager.default.fileExists(atPath: live), "a live writer's temporary was removed")
+        #expect(FileManager.default.fileExists(atPath: other), "another output's temporary was touched")
+        output.discard()
+    }
+}

@@ -39,6 +39,7 @@ public final class AtomicOutput {
         guard fm.fileExists(atPath: parent, isDirectory: &isDir), isDir.boolValue else {
             throw FileError.cannotWrite(path: url.path, reason: "parent folder \(parent) does not exist")
         }
+        Self.removeStalePartials(of: url.lastPathComponent, in: parent)
         temporaryPath = (parent as NSString).appendingPathComponent(".\(url.lastPathComponent).nopekit-partial-\(getpid())")
         if kind == .directory {
             do { try fm.createDirectory(atPath: temporaryPath, withIntermediateDirectories: false) } catch {
@@ -49,6 +50,20 @@ public final class AtomicOutput {
     }
 
     deinit { if !committed { discard() } }
+
+    /// Temporaries of the same output left by a process that no longer runs (killed with
+    /// SIGKILL, or by a power cut, before it could clean up): removed, since nothing else
+    /// would. A live writer's temporary is left alone.
+    static func removeStalePartials(of name: String, in parent: String) {
+        let prefix = ".\(name).nopekit-partial-"
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: parent) else { return }
+        for entry in entries where entry.hasPrefix(prefix) {
+            guard let pid = Int32(entry.dropFirst(prefix.count)), pid > 0, pid != getpid() else { continue }
+            if kill(pid, 0) == -1 && errno == ESRCH {
+                try? FileManager.default.removeItem(atPath: (parent as NSString).appendingPathComponent(entry))
+            }
+        }
+    }
 
     /// Path of `name` inside a directory output, while it is being written.
     public func temporaryChild(_ name: String) -> String {
