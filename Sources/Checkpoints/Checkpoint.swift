@@ -82,6 +82,9 @@ public final class Checkpoint {
             } catch {
                 problem = error
             }
+        } else if (try? fm.attributesOfItem(atPath: configPath)) != nil {
+            // the name exists but does not resolve: a dangling symbolic link or a link loop
+            problem = ModelConfigError.unreadable(file: configPath, detail: "a symbolic link to a missing file, or a loop of links")
         } else {
             problem = ModelConfigError.noConfig(path: path)
         }

@@ -201,3 +201,25 @@ import Testing
         }
     }
 }
+
+/// A config.json that is a dangling or looping symbolic link is reported as such, not dropped
+/// as if there were no config (issue 13).
+@Suite struct ConfigLinkTests {
+    @Test(arguments: ["dangling", "loop"]) func brokenConfigLinkIsReported(_ kind: String) throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nopekit-configlink-\(kind)-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.copyItem(atPath: TestPaths.fixture("safetensors/sharded"), toPath: dir + "/m")
+        try FileManager.default.removeItem(atPath: dir + "/m/config.json")
+        if kind == "dangling" {
+            try FileManager.default.createSymbolicLink(atPath: dir + "/m/config.json", withDestinationPath: dir + "/absent.json")
+        } else {
+            try FileManager.default.createSymbolicLink(atPath: dir + "/m/config.json", withDestinationPath: dir + "/m/other.json")
+            try FileManager.default.createSymbolicLink(atPath: dir + "/m/other.json", withDestinationPath: dir + "/m/config.json")
+        }
+        let c = try Checkpoint.open(dir + "/m")
+        #expect(throws: ModelConfigError.unreadable(file: dir + "/m/config.json", detail: "a symbolic link to a missing file, or a loop of links")) {
+            try c.requireConfig()
+        }
+    }
+}
