@@ -19,9 +19,20 @@ enum Entry {
                 Terminal.info("Error: \(error)")
                 exit(130)
             }
-            Nopekit.exit(withError: error)
+            fail(error)
         } catch {
-            Nopekit.exit(withError: error)
+            fail(error)
         }
+    }
+
+    /// Exits with the parser's code and message for `error`; a failure's message has its
+    /// control characters escaped, because it may quote names and values from a file (an ESC
+    /// in a tensor name must not drive the terminal).
+    static func fail(_ error: Error) -> Never {
+        let code = Nopekit.exitCode(for: error)
+        if code == .success { Nopekit.exit(withError: error) }   // --help, --version: printed as the parser does
+        let message = Terminal.printableKeepingLines(Nopekit.fullMessage(for: error))
+        FileHandle.standardError.write(Data((message.hasSuffix("\n") ? message : message + "\n").utf8))
+        exit(code.rawValue)
     }
 }

@@ -31,6 +31,13 @@ enum Terminal {
         return text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "\\u{\(String($0.value, radix: 16))}" : String($0) }.joined()
     }
 
+    /// `text` with control characters escaped except line breaks and tabs (multi-line messages).
+    static func printableKeepingLines(_ text: String) -> String {
+        text.split(separator: "\n", omittingEmptySubsequences: false)
+            .map { line in line.split(separator: "\t", omittingEmptySubsequences: false).map { printable(String($0)) }.joined(separator: "\t") }
+            .joined(separator: "\n")
+    }
+
     /// Left-aligned text columns, right-aligned where `rightAligned` says.
     static func table(_ rows: [[String]], header: [String], rightAligned: Set<Int> = []) -> String {
         let all = [header] + rows

@@ -87,6 +87,20 @@ import Testing
         #expect(r.status == 1 && r.stderr.contains(path) && r.stderr.contains("not UTF-8") && !r.stderr.contains("NSCocoaErrorDomain"), "\(r.stderr)")
     }
 
+    /// Names and values quoted from a file reach the terminal escaped: an ESC in a dtype must
+    /// not clear the screen (issue 13).
+    @Test func errorMessagesEscapeControlCharacters() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("nopekit-esc-\(getpid()).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var header = Array(#"{"w":{"dtype":"\u001b[2J","shape":[1],"data_offsets":[0,4]}}"#.utf8)
+        while header.count % 8 != 0 { header.append(0x20) }
+        var bytes = withUnsafeBytes(of: UInt64(header.count).littleEndian, Array.init) + header
+        bytes += [0, 0, 0, 0]
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let r = try CLIRunner.run(["inspect", path])
+        #expect(r.status == 1 && !r.stderr.contains("\u{1B}") && r.stderr.contains("\\u{1b}"), "\(r.stderr.debugDescription)")
+    }
+
     /// A uniform search end to end: the table is written, fits the model, records the losses
     /// before and after, and a second run refuses to overwrite it; an all-RoPE reading of the
     /// model has no NoPE layer to search.
