@@ -86,7 +86,7 @@ public enum Baker {
 
     /// config.json with the provenance added, and every other regular file of the source folder
     /// byte for byte (tokenizer, generation config, README…). Subfolders and other weight files
-    /// are skipped and reported.
+    /// are skipped and reported, as are links that lead outside the folder and non-regular files.
     static func companionFiles(_ plan: BakePlan, checksum: String, weights: Set<String>)
         throws -> (copied: [(name: String, contents: [UInt8])], skipped: [String]) {
         let folder = plan.checkpoint.folder
@@ -102,11 +102,31 @@ public enum Baker {
                 skipped.append(name)
                 continue
             }
+            guard isContainedRegularFile(path, in: folder) else {
+                skipped.append(name + " (a link outside the model folder, or not a regular file)")
+                continue
+            }
             var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
             if name == "config.json" { bytes = try configWithProvenance(bytes, file: path, table: plan.table, checksum: checksum) }
             copied.append((name, bytes))
         }
         return (copied, skipped)
+    }
+
+    /// Whether `path` is, after following links, a regular file inside `folder`, or inside the
+    /// `blobs` folder of a Hugging Face cache when `folder` is one of its `snapshots/<revision>`
+    /// (where every file is a link to a blob). A `special_tokens_map.json` linked to
+    /// `/etc/passwd`, a FIFO or a device must not be copied into a model others will download.
+    static func isContainedRegularFile(_ path: String, in folder: String) -> Bool {
+        let root = URL(fileURLWithPath: folder).resolvingSymlinksInPath().standardizedFileURL
+        let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().standardizedFileURL.path
+        var allowed = [root.path]
+        if root.deletingLastPathComponent().lastPathComponent == "snapshots" {
+            allowed.append(root.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("blobs").path)
+        }
+        guard allowed.contains(where: { resolved.hasPrefix($0 + "/") }) else { return false }
+        let type = (try? FileManager.default.attributesOfItem(atPath: resolved))?[.type] as? FileAttributeType
+        return type == .typeRegular
     }
 
     static func configWithProvenance(_ bytes: [UInt8], file: String, table: TemperatureTable, checksum: String) throws -> [UInt8] {

@@ -129,6 +129,28 @@ enum BakeFixtures {
         }
     }
 
+    /// Side files are copied only when they are regular files inside the model folder (or its
+    /// Hugging Face cache blobs): a link to /etc/hostname stays behind (issue 13).
+    @Test func copiesOnlyCompanionFilesInsideTheFolder() throws {
+        let dir = try BakeFixtures.scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // a Hugging Face cache layout: snapshots/<rev>/* are links into blobs/
+        let snapshot = dir + "/models--x--y/snapshots/abc", blobs = dir + "/models--x--y/blobs"
+        try FileManager.default.createDirectory(atPath: snapshot, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: blobs, withIntermediateDirectories: true)
+        for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+            try FileManager.default.copyItem(atPath: Self.organism + "/" + f, toPath: blobs + "/" + f + ".blob")
+            try FileManager.default.createSymbolicLink(atPath: snapshot + "/" + f, withDestinationPath: "../../blobs/" + f + ".blob")
+        }
+        try FileManager.default.createSymbolicLink(atPath: snapshot + "/special_tokens_map.json", withDestinationPath: "/etc/hostname")
+        let source = try Checkpoint.open(snapshot)
+        let table = BakeFixtures.table(for: try source.requireConfig(), seed: 3)
+        let report = try Baker.bake(try BakePlan.make(source, scales: .table(table, file: "t")), to: dir + "/out")
+        #expect(BakeFixtures.listing(dir + "/out") == ["config.json", "model.safetensors", "tokenizer.json"])
+        #expect(report.skippedFiles.contains { $0.hasPrefix("special_tokens_map.json") })
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/out/tokenizer.json")) == Data(contentsOf: URL(fileURLWithPath: Self.organism + "/tokenizer.json")))
+    }
+
     @Test func refusesATableOfAnotherShape() throws {
         let source = try Checkpoint.open(Self.organism)
         let config = try source.requireConfig()

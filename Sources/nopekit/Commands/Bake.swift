@@ -67,7 +67,7 @@ struct BakeCommand: ParsableCommand {
             let progress = Progress("baking")
             report = try Baker.bake(plan, to: out, progress: progress.update)
             if !report.skippedFiles.isEmpty {
-                Terminal.warn("not copied (subfolders or other weight files, which would carry the unpatched model): \(report.skippedFiles.joined(separator: ", "))")
+                Terminal.warn("not copied (subfolders and other weight files would carry the unpatched model): \(report.skippedFiles.joined(separator: ", "))")
             }
         }
         if output.json {
