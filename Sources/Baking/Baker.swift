@@ -49,7 +49,7 @@ public enum Baker {
             let indexPath = (folder.folder as NSString).appendingPathComponent(ShardedSafetensors.indexFileName)
             let index: [UInt8]?
             if dropped.isEmpty, FileManager.default.fileExists(atPath: indexPath) {
-                index = [UInt8](try Data(contentsOf: URL(fileURLWithPath: indexPath)))
+                index = try SmallFile.read(indexPath)
             } else {
                 index = shards.count > 1 ? Array(SafetensorsWriter.indexJSON(shards: shards).utf8) : nil
             }
@@ -106,7 +106,7 @@ public enum Baker {
                 skipped.append(name + " (a link outside the model folder, or not a regular file)")
                 continue
             }
-            var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+            var bytes = try SmallFile.read(path)
             if name == "config.json" { bytes = try configWithProvenance(bytes, file: path, table: plan.table, checksum: checksum) }
             copied.append((name, bytes))
         }

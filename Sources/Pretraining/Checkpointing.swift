@@ -32,7 +32,7 @@ extension Trainer {
         setParameters(try Parameters(store: store, config: config))
         let m = try Parameters(store: try ShardedSafetensors(folder: checkpoint + "/m"), config: config)
         let v = try Parameters(store: try ShardedSafetensors(folder: checkpoint + "/v"), config: config)
-        let state = try JSONReader.parse([UInt8](try Data(contentsOf: URL(fileURLWithPath: checkpoint + "/state.json"))))
+        let state = try JSONReader.parse(try SmallFile.read(checkpoint + "/state.json"))
         guard let step = state["step"]?.intValue, let rngText = state["rng"]?.stringValue, let rng = UInt64(rngText) else {
             throw FileError.cannotOpen(path: checkpoint + "/state.json", reason: "no step/rng")
         }

@@ -141,9 +141,9 @@ public final class HeadScaleSearch {
     /// Loads a state saved by the same settings (steps, batch, seed) for `count` scales.
     public static func load(_ path: String, settings: Settings, count: Int) throws -> State {
         func bad(_ d: String) -> SearchError { .badState(file: path, detail: d) }
-        guard let data = FileManager.default.contents(atPath: path) else { throw bad("no state file") }
+        guard let data = try? SmallFile.read(path) else { throw bad("no state file") }
         let json: JSONValue
-        do { json = try JSONReader.parse([UInt8](data)) } catch { throw bad("not JSON: \(error)") }
+        do { json = try JSONReader.parse(data) } catch { throw bad("not JSON: \(error)") }
         guard json["format"]?.stringValue == "nopekit.search-state/1" else { throw bad("not a search state") }
         guard json["steps"]?.intValue == settings.steps, json["batch"]?.intValue == settings.batch,
               json["seed"]?.stringValue == String(settings.seed) else {

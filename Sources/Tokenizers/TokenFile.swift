@@ -4,11 +4,10 @@ import Foundation
 /// A file of token ids: a JSON array of integers, or raw little-endian uint32 values.
 public enum TokenFile {
     public static func read(_ path: String) throws -> [Int] {
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw TokenizerError.unreadable(file: path, detail: error.localizedDescription)
+        let bytes: [UInt8]
+        do { bytes = try SmallFile.read(path, limit: 16 << 30) } catch {
+            throw TokenizerError.badData(file: path, detail: "cannot read: \(error)")
         }
-        let bytes = [UInt8](data)
         if let first = bytes.first(where: { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }), first == UInt8(ascii: "[") {
             guard let items = (try? JSONReader.parse(bytes))?.arrayValue else {
                 throw TokenizerError.invalid(file: path, detail: "starts with '[' but is not a JSON array")
@@ -45,8 +44,11 @@ public enum TokenStream {
 
     /// A UTF-8 text file, or an error naming it (not Foundation's bare NSCocoaErrorDomain code).
     public static func readText(_ path: String) throws -> String {
-        guard let data = FileManager.default.contents(atPath: path) else { throw TokenizerError.badData(file: path, detail: "cannot read") }
-        guard let text = String(data: data, encoding: .utf8) else {
+        let data: [UInt8]
+        do { data = try SmallFile.read(path, limit: 16 << 30) } catch {
+            throw TokenizerError.badData(file: path, detail: "cannot read: \(error)")
+        }
+        guard let text = String(validating: data, as: UTF8.self) else {
             throw TokenizerError.badData(file: path, detail: "not UTF-8 text (convert it, e.g. with iconv, or give a token file)")
         }
         return text

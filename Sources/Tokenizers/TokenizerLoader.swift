@@ -32,7 +32,7 @@ extension Tokenizer {
 
     static func readJSON(_ path: String) throws -> JSONValue {
         do {
-            return try JSONReader.parse([UInt8](try Data(contentsOf: URL(fileURLWithPath: path))))
+            return try JSONReader.parse(try SmallFile.read(path))
         } catch let e as JSONSyntaxError {
             throw TokenizerError.unreadable(file: path, detail: "not valid JSON: \(e)")
         } catch {

@@ -58,12 +58,12 @@ public struct PasskeyTemplate: Equatable, Sendable {
     }
 
     public static func load(_ path: String) throws -> PasskeyTemplate {
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw VerificationError.badTemplate(file: path, reason: "cannot be read")
+        let data: [UInt8]
+        do { data = try SmallFile.read(path) } catch {
+            throw VerificationError.badTemplate(file: path, reason: "cannot be read: \(error)")
         }
         let json: JSONValue
-        do { json = try JSONReader.parse([UInt8](data)) } catch {
+        do { json = try JSONReader.parse(data) } catch {
             throw VerificationError.badTemplate(file: path, reason: "not JSON: \(error)")
         }
         return try PasskeyTemplate(json: json, file: path)

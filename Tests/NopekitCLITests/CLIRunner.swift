@@ -21,7 +21,9 @@ struct CLIRunner {
 
     /// Runs `nopekit arguments…` in the repository root. `environment` entries are added to a
     /// fixed environment (no colour, 80 columns) and `nil` values remove variables.
-    static func run(_ arguments: [String], environment: [String: String?] = [:]) throws -> Result {
+    /// With `timeout`, the process is killed (SIGKILL, status 9) if it runs longer: a test of
+    /// "must not hang" then fails instead of hanging the suite.
+    static func run(_ arguments: [String], environment: [String: String?] = [:], timeout: Double? = nil) throws -> Result {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
@@ -35,6 +37,10 @@ struct CLIRunner {
         process.standardOutput = out
         process.standardError = err
         try process.run()
+        let pid = process.processIdentifier
+        let killer = DispatchWorkItem { kill(pid, SIGKILL) }
+        if let timeout { DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: killer) }
+        defer { killer.cancel() }
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
         let stderr = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()

@@ -101,6 +101,26 @@ import Testing
         #expect(r.status == 1 && !r.stderr.contains("\u{1B}") && r.stderr.contains("\\u{1b}"), "\(r.stderr.debugDescription)")
     }
 
+    /// A FIFO or a device where a file is expected is refused by name, never opened for a
+    /// blocking read (issue 13: a FIFO as input hung forever, /dev/zero read without end).
+    @Test func specialFilesAreRefusedWithoutHanging() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nopekit-fifo-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(mkfifo(dir + "/m.safetensors", 0o600) == 0)
+        let input = try CLIRunner.run(["inspect", dir + "/m.safetensors"], timeout: 30)
+        #expect(input.status == 1 && input.stderr.contains("not a regular file"), "\(input.status) \(input.stderr)")
+        try FileManager.default.createDirectory(atPath: dir + "/model", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: "fixtures/organism/model.safetensors", toPath: dir + "/model/model.safetensors")
+        #expect(mkfifo(dir + "/model/config.json", 0o600) == 0)
+        let config = try CLIRunner.run(["score", dir + "/model", "--tokens", "/dev/zero"], timeout: 30)
+        #expect(config.status == 1 && config.stderr.contains("not a regular file"), "\(config.status) \(config.stderr)")
+        try FileManager.default.removeItem(atPath: dir + "/model/config.json")
+        try FileManager.default.copyItem(atPath: "fixtures/organism/config.json", toPath: dir + "/model/config.json")
+        let tokens = try CLIRunner.run(["score", dir + "/model", "--tokens", "/dev/zero"], timeout: 30)
+        #expect(tokens.status == 1 && tokens.stderr.contains("/dev/zero") && tokens.stderr.contains("not a regular file"), "\(tokens.status) \(tokens.stderr)")
+    }
+
     /// A uniform search end to end: the table is written, fits the model, records the losses
     /// before and after, and a second run refuses to overwrite it; an all-RoPE reading of the
     /// model has no NoPE layer to search.

@@ -158,8 +158,8 @@ extension ModelConfig {
     /// whatever the file says about positions.
     public static func load(path: String, override: PositionSpec? = nil) throws -> ModelConfig {
         let bytes: [UInt8]
-        do { bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) } catch {
-            throw ModelConfigError.unreadable(file: path, detail: error.localizedDescription)
+        do { bytes = try SmallFile.read(path) } catch {
+            throw ModelConfigError.unreadable(file: path, detail: "\(error)")
         }
         let json: JSONValue
         do { json = try JSONReader.parse(bytes) } catch {

@@ -118,12 +118,9 @@ public final class ShardedSafetensors: TensorStore {
     }
 
     static func readIndex(_ path: String) throws -> Index {
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw FileError.cannotOpen(path: path, reason: error.localizedDescription)
-        }
+        let data = try SmallFile.read(path)
         let json: JSONValue
-        do { json = try JSONReader.parse([UInt8](data)) } catch let e as JSONSyntaxError {
+        do { json = try JSONReader.parse(data) } catch let e as JSONSyntaxError {
             throw SafetensorsError.invalidIndex(file: path, detail: "not valid JSON: \(e)")
         }
         guard let map = json["weight_map"]?.objectValue else {

@@ -43,7 +43,7 @@ public struct TemperatureTable: Equatable, Sendable {
 
     public static func load(_ path: String) throws -> TemperatureTable {
         let json: JSONValue
-        do { json = try JSONReader.parse([UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))) } catch {
+        do { json = try JSONReader.parse(try SmallFile.read(path)) } catch {
             throw TemperatureTableError.invalid(file: path, detail: "cannot read: \(error)")
         }
         return try decode(json, file: path)
