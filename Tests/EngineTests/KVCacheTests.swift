@@ -77,3 +77,32 @@ import Testing
         #expect(try Self.refusal { _ in } == nil)
     }
 }
+
+/// What the engine does not implement is refused by name instead of run wrongly (issue 13):
+/// granite's multipliers, and llama.cpp's rope_freqs factors where RoPE runs.
+@Suite struct UnimplementedModelTests {
+    /// A store with one more tensor than its base.
+    final class WithExtraTensor: TensorStore {
+        let base: any TensorStore, extra: TensorInfo
+        init(_ base: any TensorStore, extra: TensorInfo) { self.base = base; self.extra = extra }
+        var tensors: [TensorInfo] { base.tensors + [extra] }
+        var sourcePath: String { base.sourcePath }
+        func lookup(_ name: String) -> TensorInfo? { name == extra.name ? extra : base.lookup(name) }
+        func withRawBytes<R>(_ name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R { try base.withRawBytes(name, body) }
+        func releasePages(_ name: String, range: Range<Int>) {}
+    }
+
+    @Test func graniteAndRopeFactorsAreRefused() throws {
+        let c = try GoldenCase(folder: GoldenForwardTests.root.appendingPathComponent("rope_yarn").path)
+        var granite = c.config
+        granite.modelType = "granite"
+        #expect(throws: EngineError.self) { _ = try LlamaModel(store: c.checkpoint.store, config: granite) }
+        let factors = TensorInfo(name: LlamaModel.ropeFrequencyFactors, type: .plain(.f32), shape: [c.config.headDim / 2],
+                                 byteCount: 2 * c.config.headDim, file: "x", fileOffset: 0)
+        let store = WithExtraTensor(c.checkpoint.store, extra: factors)
+        #expect(throws: EngineError.self) { _ = try LlamaModel(store: store, config: c.config) }
+        var nope = c.config
+        nope.positions = Array(repeating: .none, count: nope.layers)
+        _ = try LlamaModel(store: store, config: nope)   // no RoPE layer: the factors do not matter
+    }
+}

@@ -62,7 +62,6 @@ extension ModelConfig {
             rope.factor = metadata[key(GGUF.Key.ropeScalingFactor)]?.doubleValue
             rope.originalMaxPositionEmbeddings = try int(GGUF.Key.ropeScalingOriginalContext)
         }
-        if names.contains("rope_freqs.weight") && rope.scalingType == nil { rope.scalingType = "llama3" }
 
         let positions: [PositionEncoding]
         let source: String

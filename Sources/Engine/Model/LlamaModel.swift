@@ -48,6 +48,9 @@ public struct ForwardResult {
 public final class LlamaModel: ModelWeightSource {
     public enum WeightPolicy { case streaming, resident }
 
+    /// llama.cpp's tensor of per-dimension RoPE frequency divisors.
+    public static let ropeFrequencyFactors = "rope_freqs.weight"
+
     public let config: ModelConfig
     public let reader: WeightReader
     public let rope: Rope
@@ -64,6 +67,12 @@ public final class LlamaModel: ModelWeightSource {
     public init(store: any TensorStore, config: ModelConfig, policy: WeightPolicy = .streaming, threads: Int = 2) throws {
         if config.modelType == "cohere2" || config.modelType == "llama4" {
             throw EngineError.unsupportedModel("\(config.modelType) blocks are not Llama blocks (parallel attention/MoE); nopekit runs llama, mistral, qwen2, qwen3, smollm3")
+        }
+        if config.modelType == "granite" {
+            throw EngineError.unsupportedModel("granite blocks scale the embedding, residuals, attention and logits by multipliers nopekit does not implement; it refuses rather than run the model wrongly")
+        }
+        if store.contains(Self.ropeFrequencyFactors) && config.positions.contains(.rope) {
+            throw EngineError.unsupportedModel("\(Self.ropeFrequencyFactors) (llama.cpp's per-dimension RoPE factors, as in Llama 3.1 GGUF files) is not implemented; nopekit refuses rather than run RoPE without it (--position none if every layer is NoPE)")
         }
         try config.check(against: store)
         self.config = config
