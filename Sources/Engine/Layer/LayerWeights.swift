@@ -44,6 +44,9 @@ public struct WeightReader {
     public let config: ModelConfig
     public let convention: NameConvention
     let unpermuteQK: Bool
+    /// Tensors already found finite: a streamed model reads every layer again on every pass
+    /// (and every decode step), and the scan need not run again.
+    let checked = CheckedNames()
 
     public init(store: any TensorStore, config: ModelConfig) {
         self.store = store
@@ -63,8 +66,11 @@ public struct WeightReader {
         store.releasePages(name)
         // A NaN or Inf weight would turn every output into NaN (or trap an integer conversion
         // downstream): refuse it here, by name.
-        if !Kernels.allFinite(values) {
-            throw WeightError.nonFinite(source: store.sourcePath, tensor: name, count: values.filter { !$0.isFinite }.count)
+        if !checked.contains(name) {
+            guard Kernels.allFinite(values) else {
+                throw WeightError.nonFinite(source: store.sourcePath, tensor: name, count: values.filter { !$0.isFinite }.count)
+            }
+            checked.insert(name)
         }
         return values
     }
@@ -97,4 +103,14 @@ public struct WeightReader {
             wGate: try r(.gate), wUp: try r(.up), wDown: try r(.down),
             bGate: try o(.gateBias), bUp: try o(.upBias), bDown: try o(.downBias))
     }
+}
+
+/// A set of tensor names shared by the copies of a `WeightReader` (attention workers may read
+/// concurrently, hence the lock).
+final class CheckedNames: @unchecked Sendable {
+    private var names = Set<String>()
+    private let lock = NSLock()
+
+    func contains(_ name: String) -> Bool { lock.lock(); defer { lock.unlock() }; return names.contains(name) }
+    func insert(_ name: String) { lock.lock(); names.insert(name); lock.unlock() }
 }
