@@ -1,9 +1,8 @@
 import ArgumentParser
 import Checkpoints
-import Engine
 import Foundation
 import TemperatureSearch
-import Tokenizers
+import Verification
 
 /// `nopekit search`: compute the per-head temperatures of a model at a target length.
 struct SearchCommand: ParsableCommand {
@@ -95,8 +94,8 @@ struct SearchCommand: ParsableCommand {
     }
 
     func run() throws {
-        let checkpoint = try Checkpoint.open(model, position: try modelOptions.positionSpec)
-        let config = try checkpoint.requireConfig()
+        let opened = try OpenedModel(model, position: try modelOptions.positionSpec, threads: compute.threads)
+        let (checkpoint, config) = (opened.checkpoint, opened.config)
         guard let training = trainingLength ?? config.maxPositionEmbeddings else {
             throw ValidationError("the config has no max_position_embeddings; give --training-length")
         }
@@ -106,10 +105,8 @@ struct SearchCommand: ParsableCommand {
             level = .layer
             Terminal.note("this model's q-norm weight is shared by all heads of a layer, so only a per-layer temperature can be baked into it: searching with --granularity layer")
         }
-        let tokenizer = try? Tokenizer.load(checkpoint.format == .gguf ? checkpoint.path : checkpoint.folder)
-        let data = try CalibrationData.load(self.data, tokenizer: tokenizer, bos: tokenizer?.bosID ?? config.bosTokenID)
-        let engine = try LlamaModel(store: checkpoint.store, config: config, policy: .streaming, threads: compute.threads)
-        let problem = try SearchProblem(model: engine, data: data, searchedLayers: searched, granularity: level,
+        let data = try CalibrationData.load(self.data, tokenizer: opened.tokenizer, bos: opened.bos)
+        let problem = try SearchProblem(model: opened.model, data: data, searchedLayers: searched, granularity: level,
                                         targetLength: targetLength, trainingLength: training, evalSequences: evalSequences)
         var request = Search.Request()
         request.method = Search.Method(rawValue: method)!
