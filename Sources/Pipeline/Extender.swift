@@ -163,7 +163,7 @@ public enum Extender {
         let stream: [Int] = try evaluationPath.map { try TokenStream.read($0, tokenizer: source.tokenizer).ids } ?? calibration.heldOut
         let (template, templateSource) = try PasskeyTemplate.resolve(explicit: r.passkeyPrompt, modelFolder: source.companionFolder)
         let verifier = try Verifier(plan: plan, stream: stream, bos: source.bos, tokenizer: source.tokenizer, template: template)
-        let sequences = Array(Perplexity.windows(.chunks, stream: stream, length: min(training, 256), bos: source.bos).windows.prefix(2))
+        let sequences = Equivalence.sequences(stream, length: training, bos: source.bos)
         let equivalence = try Equivalence.compare(patched: patched.model, baseline: source.model, temperatures: table.scales,
                                                   sequences: sequences, storedType: patched.scaledTensorType)
         log(equivalence.summary)

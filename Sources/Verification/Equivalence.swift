@@ -41,6 +41,12 @@ public enum Equivalence {
         }
     }
 
+    /// The sequences the check runs on: the first `count` chunks (BOS first) of `stream`, of
+    /// `length` tokens but at most 256 (logits of every position are compared).
+    public static func sequences(_ stream: [Int], length: Int, bos: Int?, count: Int = 2) -> [[Int]] {
+        Array(Perplexity.windows(.chunks, stream: stream, length: min(length, 256), bos: bos).windows.prefix(count))
+    }
+
     public static func compare(patched: LlamaModel, baseline: LlamaModel, temperatures: [[Float]?]?, sequences: [[Int]],
                                storedType: TensorType) throws -> EquivalenceResult {
         guard let T = sequences.first?.count else { throw VerificationError.notEnoughData(needed: 2, have: 0) }
@@ -59,7 +65,7 @@ public enum Equivalence {
                     maxRef = max(maxRef, Double(abs(y)))
                 }
                 kl += klDivergence(reference: pb, other: pa)
-                if argmax(pa) == argmax(pb) { same += 1 }
+                if greedyToken(pa) == greedyToken(pb) { same += 1 }
                 positions += 1
             }
         }
@@ -79,10 +85,11 @@ public enum Equivalence {
         let lp = logSoftmax(reference), lq = logSoftmax(other)
         return max(0, zip(lp, lq).reduce(0.0) { $0 + exp($1.0) * ($1.0 - $1.1) })
     }
+}
 
-    static func argmax(_ r: ArraySlice<Float>) -> Int {
-        var best = r.startIndex
-        for i in r.indices where r[i] > r[best] { best = i }
-        return best - r.startIndex
-    }
+/// The index (from 0) of the largest logit; ties go to the lower id, as torch.argmax.
+func greedyToken<C: Collection>(_ row: C) -> Int where C.Element == Float {
+    var best = 0, bestValue = -Float.infinity
+    for (i, v) in row.enumerated() where i == 0 || v > bestValue { (best, bestValue) = (i, v) }
+    return best
 }

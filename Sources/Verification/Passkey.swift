@@ -108,7 +108,7 @@ public struct PasskeyRun {
             var logits = try model.decode([p.tokens], cache: cache, temperatures: temperatures)
             var generated: [Int] = []
             for (j, expected) in p.answer.enumerated() {
-                let next = Self.argmax(logits)
+                let next = greedyToken(logits)
                 generated.append(next)
                 if next != expected || j == p.answer.count - 1 { break }
                 logits = try model.decode([[next]], cache: cache, temperatures: temperatures)
@@ -119,12 +119,6 @@ public struct PasskeyRun {
         return outcomes
     }
 
-    /// The first index of the largest logit (ties go to the lower id, as torch.argmax).
-    static func argmax(_ row: [Float]) -> Int {
-        var best = 0
-        for i in row.indices where row[i] > row[best] { best = i }
-        return best
-    }
 }
 
 /// Accuracy per length and depth bucket.

@@ -123,8 +123,7 @@ struct Verify: ParsableCommand {
         if let baseline, let table {
             let source = try OpenedModel(baseline, position: position, threads: compute.threads)
             Terminal.info("checking that \(model) equals \(baseline) with \(temps!) at run time")
-            let length = min(plan.lengths.min()!, 256)
-            let sequences = Array(Perplexity.windows(.chunks, stream: stream, length: length, bos: patched.bos).windows.prefix(2))
+            let sequences = Equivalence.sequences(stream, length: plan.lengths.min()!, bos: patched.bos)
             let e = try Equivalence.compare(patched: patched.model, baseline: source.model, temperatures: table.scales,
                                             sequences: sequences, storedType: patched.scaledTensorType)
             equivalence = e
