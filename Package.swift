@@ -40,12 +40,15 @@ let package = Package(
         .target(name: "Baking", dependencies: ["Checkpoints"]),
         // Measuring a model: perplexity, passkey retrieval, entropy, equivalence; reports and plots.
         .target(name: "Verification", dependencies: ["Engine", "Tokenizers", "Checkpoints"]),
+        // Converting checkpoints between Hugging Face folders and llama.cpp GGUF (names, Q/K
+        // permutation, metadata, vocabulary); file work only, like Baking.
+        .target(name: "Conversion", dependencies: ["Checkpoints", "Tokenizers"]),
         // The main job, search → bake → verify, for `nopekit extend`.
         .target(name: "Pipeline", dependencies: ["Checkpoints", "Engine", "Tokenizers", "TemperatureSearch", "Baking", "Verification", "Pretraining"]),
         .executableTarget(
             name: "nopekit",
             dependencies: [
-                "Checkpoints", "Engine", "Tokenizers", "TemperatureSearch", "Pretraining", "Baking", "Verification", "Pipeline", "BenchSupport",
+                "Checkpoints", "Engine", "Tokenizers", "TemperatureSearch", "Pretraining", "Baking", "Verification", "Pipeline", "BenchSupport", "Conversion",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints"]),
@@ -55,6 +58,7 @@ let package = Package(
         .testTarget(name: "PretrainingTests", dependencies: ["Pretraining", "Verification"]),
         .testTarget(name: "BakingTests", dependencies: ["Baking", "Engine"]),
         .testTarget(name: "VerificationTests", dependencies: ["Verification", "Tokenizers", "Engine"]),
+        .testTarget(name: "ConversionTests", dependencies: ["Conversion", "Engine", "Tokenizers"]),
         .testTarget(name: "NopekitCLITests", dependencies: ["nopekit"]),
     ],
     swiftLanguageModes: [.v5]

@@ -53,11 +53,11 @@ import Testing
         var out = [Float](repeating: 0, count: 2)
         let bytes: [UInt8] = [0x12]
         for t in [DType.f4, .f6e2m3, .f6e3m2, .c64] {
-            #expect(throws: ConversionError.notDecodable(t)) {
+            #expect(throws: ElementConversionError.notDecodable(t)) {
                 try bytes.withUnsafeBytes { try ElementConversion.decode(t, from: $0.baseAddress!, count: 1, into: &out) }
             }
         }
-        #expect(throws: ConversionError.notEncodable(.f8e4m3)) {
+        #expect(throws: ElementConversionError.notEncodable(.f8e4m3)) {
             try out.withUnsafeBufferPointer { try ElementConversion.encode($0.baseAddress!, count: 1, as: .f8e4m3, into: UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 1)) }
         }
     }

@@ -205,4 +205,29 @@ import Testing
             try ModelConfig.decode(gguf: Self.metadata(headCount: .uint32(4), ropeDims: dims), tensors: [], file: "m.gguf")
         }
     }
+
+    /// granite as nopekit writes NoPE models for llama.cpp (RoPE switched off, neutral
+    /// multipliers) is a Llama block with every layer NoPE; a real Granite model's multipliers
+    /// are refused by name rather than run wrongly (issue 13).
+    @Test func graniteDecodesOnlyWithNeutralMultipliers() throws {
+        func granite(_ extra: [GGUFKeyValue]) -> [GGUFKeyValue] {
+            Self.metadata(headCount: .uint32(4)).map { kv in
+                var kv = kv
+                kv.key = kv.key.replacingOccurrences(of: "llama.", with: "granite.")
+                if kv.key == "general.architecture" { kv.value = .string("granite") }
+                return kv
+            } + extra
+        }
+        let nope = try ModelConfig.decode(gguf: granite([GGUFKeyValue("granite.rope.scaling.finetuned", .bool(false)),
+                                                         GGUFKeyValue("granite.logit_scale", .float32(1))]), tensors: [], file: "m.gguf")
+        #expect(nope.positions == [.none, .none])
+        let rope = try ModelConfig.decode(gguf: granite([]), tensors: [], file: "m.gguf")
+        #expect(rope.positions == [.rope, .rope])
+        #expect(throws: ModelConfigError.self) {
+            try ModelConfig.decode(gguf: granite([GGUFKeyValue("granite.embedding_scale", .float32(12))]), tensors: [], file: "m.gguf")
+        }
+        #expect(throws: ModelConfigError.self) {
+            try ModelConfig.decode(gguf: granite([GGUFKeyValue("granite.attention.scale", .float32(0.0078125))]), tensors: [], file: "m.gguf")
+        }
+    }
 }

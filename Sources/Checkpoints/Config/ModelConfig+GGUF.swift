@@ -76,10 +76,15 @@ extension ModelConfig {
         } else if arch == "smollm3" || (arch == "llama4" && metadata[key("attention.sliding_window")]?.intValue != 0) {
             positions = try PositionSpec(pattern: .everyNth(4)).resolve(layerCount: layers)
             source = "\(arch) in llama.cpp: every 4th layer NoPE (n_no_rope_layer_step)"
+        } else if arch == "granite", metadata[key(GGUF.Key.ropeScalingFinetuned)]?.boolValue == false {
+            // llama.cpp's granite graph uses rope.scaling.finetuned as its RoPE switch.
+            positions = Array(repeating: .none, count: layers)
+            source = "granite \(key(GGUF.Key.ropeScalingFinetuned)) = false: RoPE off in llama.cpp"
         } else {
             positions = Array(repeating: .rope, count: layers)
             source = "\(arch) default: RoPE on every layer; a NoPE checkpoint needs --position"
         }
+        if arch == "granite" { try checkGraniteMultipliers(metadata, arch: arch, headDim: headDim, file: file) }
         let tuning: TemperatureTuning? = arch == "llama4" ? TemperatureTuning(floorScale: 8192, attnScale: 0.1) : nil
         let eps = metadata[key(GGUF.Key.rmsEpsilon)]?.doubleValue ?? 1e-5
         guard eps.isFinite && eps >= 0 else {
@@ -96,5 +101,23 @@ extension ModelConfig {
             positionSource: source, temperatureTuning: tuning, declaredDType: nil,
             bosTokenID: metadata["tokenizer.ggml.bos_token_id"]?.intValue,
             eosTokenIDs: metadata["tokenizer.ggml.eos_token_id"]?.intValue.map { [$0] } ?? [])
+    }
+
+    /// granite blocks scale the embedding, residuals, attention and logits; a file whose
+    /// multipliers are neutral (absent, 1, or 1/√head_dim for attention, as nopekit writes
+    /// NoPE models for llama.cpp) is a Llama block. Anything else is a real Granite model,
+    /// which nopekit does not implement: refused rather than run wrongly.
+    static func checkGraniteMultipliers(_ metadata: [GGUFKeyValue], arch: String, headDim: Int, file: String) throws {
+        let neutral: [(String, [Double])] = [
+            (GGUF.Key.embeddingScale, [1]), (GGUF.Key.residualScale, [1]), (GGUF.Key.logitScale, [1]),
+            (GGUF.Key.attentionScale, [0, 1 / Double(headDim).squareRoot()]),
+        ]
+        for (suffix, allowed) in neutral {
+            let k = GGUF.Key.arch(arch, suffix)
+            guard let v = metadata[k]?.doubleValue else { continue }
+            guard allowed.contains(where: { abs(v - $0) <= 1e-6 * max(1, abs($0)) }) else {
+                throw ModelConfigError.invalidValue(file: file, key: k, detail: "\(v): a granite multiplier; nopekit runs granite files only with neutral multipliers (its NoPE export), not Granite models")
+            }
+        }
     }
 }

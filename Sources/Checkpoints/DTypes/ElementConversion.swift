@@ -121,7 +121,7 @@ public enum ElementConversion {
         case .u64:
             for i in 0..<count { dst[i] = Float(src.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)) }
         case .f4, .f6e2m3, .f6e3m2, .c64:
-            throw ConversionError.notDecodable(dtype)
+            throw ElementConversionError.notDecodable(dtype)
         }
     }
 
@@ -137,7 +137,7 @@ public enum ElementConversion {
         case .f16:
             for i in 0..<count { dst.storeBytes(of: Float16(src[i]), toByteOffset: 2 * i, as: Float16.self) }
         default:
-            throw ConversionError.notEncodable(dtype)
+            throw ElementConversionError.notEncodable(dtype)
         }
     }
 
@@ -146,7 +146,7 @@ public enum ElementConversion {
 }
 
 /// A request to convert into or out of a type nopekit has no codec for.
-public enum ConversionError: Error, CustomStringConvertible, Equatable {
+public enum ElementConversionError: Error, CustomStringConvertible, Equatable {
     case notDecodable(DType)
     case notEncodable(DType)
 

@@ -171,6 +171,15 @@ public enum TensorType: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// Bytes of a row of `elements` values, or nil if the row is not whole blocks (or the
+    /// elements are packed below a byte).
+    public func rowBytes(elements: Int) -> Int? {
+        switch self {
+        case .plain(let d): return d.byteSize.map { $0 * elements }
+        case .quantized(let q): return q.rowBytes(elements: elements)
+        }
+    }
+
     /// The unit that streaming never splits: one element, or one block.
     public var unitBytes: Int {
         switch self {

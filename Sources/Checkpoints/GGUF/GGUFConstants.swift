@@ -42,6 +42,12 @@ public enum GGUF {
         public static let ropeScalingFactor = "rope.scaling.factor"
         public static let ropeScalingOriginalContext = "rope.scaling.original_context_length"
         public static let vocabSize = "vocab_size"
+        /// granite: llama.cpp's RoPE switch (false = no RoPE on any layer) and its multipliers.
+        public static let ropeScalingFinetuned = "rope.scaling.finetuned"
+        public static let embeddingScale = "embedding_scale"
+        public static let residualScale = "residual_scale"
+        public static let logitScale = "logit_scale"
+        public static let attentionScale = "attention.scale"
         /// nopekit's own key: the per-layer position pattern (`none`, `every:4`, `layers:…`),
         /// which GGUF has no standard key for.
         public static let nopekitPosition = "nopekit.position"

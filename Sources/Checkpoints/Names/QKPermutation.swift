@@ -15,19 +15,35 @@ public enum QKPermutation {
 
     public static func applies(toGGUFArchitecture arch: String) -> Bool { permutedArchitectures.contains(arch) }
 
+    /// Which way rows move.
+    public enum Direction: Sendable {
+        /// HF rotate-half order → ggml adjacent pairs (llama.cpp's converter).
+        case toGGUF
+        /// ggml adjacent pairs → HF rotate-half order (the engine reading GGUF, GGUF → HF).
+        case toHuggingFace
+    }
+
     /// The HF row that GGUF row `row` holds.
     public static func hfRow(ofGGUFRow row: Int, headDim E: Int) -> Int {
         let h = row / E, r = row % E
         return h * E + (r % 2) * (E / 2) + r / 2
     }
 
+    /// Reorders the rows of a `[rows, rowWidth]` block (or a bias, rowWidth 1) in place; the
+    /// block starts at a head boundary and holds whole heads.
+    public static func permute(_ w: UnsafeMutableBufferPointer<Float>, rowWidth: Int, headDim E: Int, _ direction: Direction) {
+        let source = Array(w)
+        for ggufRow in 0..<(w.count / rowWidth) {
+            let hfRow = hfRow(ofGGUFRow: ggufRow, headDim: E)
+            let (to, from) = direction == .toHuggingFace ? (hfRow, ggufRow) : (ggufRow, hfRow)
+            for c in 0..<rowWidth { w[to * rowWidth + c] = source[from * rowWidth + c] }
+        }
+    }
+
     /// Rows of a GGUF-ordered `[rows, rowWidth]` matrix (or a bias, rowWidth 1) put back in HF order.
     public static func toHuggingFace(_ w: [Float], rowWidth: Int, headDim E: Int) -> [Float] {
         var out = w
-        for row in 0..<(w.count / rowWidth) {
-            let to = hfRow(ofGGUFRow: row, headDim: E)
-            for c in 0..<rowWidth { out[to * rowWidth + c] = w[row * rowWidth + c] }
-        }
+        out.withUnsafeMutableBufferPointer { permute($0, rowWidth: rowWidth, headDim: E, .toHuggingFace) }
         return out
     }
 }

@@ -68,9 +68,6 @@ public final class LlamaModel: ModelWeightSource {
         if config.modelType == "cohere2" || config.modelType == "llama4" {
             throw EngineError.unsupportedModel("\(config.modelType) blocks are not Llama blocks (parallel attention/MoE); nopekit runs llama, mistral, qwen2, qwen3, smollm3")
         }
-        if config.modelType == "granite" {
-            throw EngineError.unsupportedModel("granite blocks scale the embedding, residuals, attention and logits by multipliers nopekit does not implement; it refuses rather than run the model wrongly")
-        }
         if store.contains(Self.ropeFrequencyFactors) && config.positions.contains(.rope) {
             throw EngineError.unsupportedModel("\(Self.ropeFrequencyFactors) (llama.cpp's per-dimension RoPE factors, as in Llama 3.1 GGUF files) is not implemented; nopekit refuses rather than run RoPE without it (--position none if every layer is NoPE)")
         }

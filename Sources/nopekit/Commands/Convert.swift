@@ -1,20 +1,26 @@
 import ArgumentParser
 import Checkpoints
+import Conversion
 import Foundation
 
-/// `nopekit convert`: re-type and re-shard a safetensors checkpoint, streaming tensor by tensor.
+/// `nopekit convert`: between Hugging Face folders (safetensors or PyTorch `.bin`) and llama.cpp
+/// GGUF, or re-typing and re-sharding within a format, streaming tensor by tensor.
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Convert a safetensors checkpoint to another float type and/or shard size.",
+        abstract: "Convert a checkpoint between Hugging Face folders and GGUF, or re-type and re-shard it.",
         discussion: """
-            IN is a Hugging Face folder or a .safetensors file. OUT ending in .safetensors is \
-            written as one file; any other OUT is written as a Hugging Face folder (shards named \
-            model-0000i-of-0000N.safetensors with an index, config.json with its torch_dtype \
-            updated, tokenizer files copied). Float tensors are rounded to nearest even; integer \
-            tensors are copied unchanged. A .gguf IN (the first part of a split model) is \
-            rewritten to a .gguf OUT with every metadata entry and tensor unchanged, merged or \
-            split anew by --max-shard-size (OUT-00001-of-0000N.gguf). The output appears only \
-            when complete; IN is never modified and an existing OUT is never overwritten.
+            The direction follows IN and OUT. A Hugging Face folder (safetensors or \
+            pytorch_model.bin, with config.json) to OUT.gguf writes what stock llama.cpp loads: \
+            its tensor names, Q/K rows permuted as its converter does, norms and biases F32, \
+            weights in --type, the tokenizer as tokenizer.ggml.* and nopekit.position. NoPE \
+            survives only where llama.cpp can run it: all-NoPE is written as granite with RoPE \
+            switched off, RoPE-except-every-4th-layer as smollm3, all-RoPE as llama; other \
+            patterns are refused. A .gguf IN to a folder OUT writes HF names, un-permuted Q/K, \
+            dequantised weights in --dtype, and config.json and tokenizer.json rebuilt from the \
+            metadata. Folder to folder (or .safetensors) re-types floats with --dtype; GGUF to \
+            GGUF copies every tensor and metadata entry, merged or split anew by \
+            --max-shard-size. The output appears only when complete; IN is never modified and \
+            an existing OUT is never overwritten.
             """)
 
     enum TargetType: String, ExpressibleByArgument, CaseIterable {
@@ -22,17 +28,23 @@ struct Convert: ParsableCommand {
         var dtype: DType { switch self { case .f32: .f32; case .f16: .f16; case .bf16: .bf16 } }
     }
 
-    @Argument(help: "Source checkpoint (folder, .safetensors or .gguf file).")
+    @Argument(help: "Source checkpoint: a Hugging Face folder, a .safetensors, .bin or .gguf file.")
     var input: String
 
-    @Argument(help: "Destination (.safetensors, .gguf or folder); must not exist.")
+    @Argument(help: "Destination (.gguf, .safetensors or folder); must not exist.")
     var output: String
 
-    @Option(name: .long, help: "Float type of the output: f32, f16 or bf16 (default: keep each tensor's type).")
+    @Option(name: .long, help: ArgumentHelp("Type of the weights of a GGUF written from a Hugging Face checkpoint: \(GGUFOutputType.allCases.map(\.rawValue).joined(separator: ", ")) (default: the source's float type).", valueName: "type"))
+    var type: GGUFOutputType?
+
+    @Option(name: .long, help: "Float type of safetensors output: f32, f16 or bf16 (default: keep each tensor's type; F32 for dequantised GGUF blocks).")
     var dtype: TargetType?
 
     @Option(name: .long, help: ArgumentHelp("Largest shard (tensor bytes), e.g. 2G, 500MB, 4GiB; folder or .gguf output.", valueName: "size"))
     var maxShardSize: String?
+
+    @Flag(name: .long, help: "Print the plan (every tensor's new name, type and shape, the metadata) and write nothing.")
+    var dryRun = false
 
     @OptionGroup var model: ModelOptions
     @OptionGroup var runtime: RuntimeOptions
@@ -56,24 +68,78 @@ struct Convert: ParsableCommand {
                 throw ValidationError("--max-shard-size needs a folder output; '\(output)' names a single .safetensors file")
             }
         }
-        if readsGGUF != writesGGUF {
-            throw ValidationError("converting between GGUF and safetensors (tensor names, Q/K permutation) is not supported yet; convert GGUF to GGUF or safetensors to safetensors")
+        if type != nil && !(writesGGUF && !readsGGUF) {
+            throw ValidationError("--type sets the weights of a GGUF written from a Hugging Face checkpoint; use --dtype for safetensors output")
         }
         if writesGGUF && dtype != nil {
-            throw ValidationError("--dtype applies to safetensors output; a GGUF rewrite keeps every tensor's type")
+            throw ValidationError("--dtype applies to safetensors output; for GGUF output use --type (a GGUF rewrite keeps every tensor's type)")
         }
     }
 
     func run() throws {
-        if writesGGUF { return try rewriteGGUF() }
+        switch (readsGGUF, writesGGUF) {
+        case (true, true): try rewriteGGUF()
+        case (false, true): try writeGGUF()
+        case (true, false): try writeHuggingFace()
+        case (false, false): try retype()
+        }
+    }
+
+    /// Hugging Face checkpoint → GGUF for llama.cpp.
+    func writeGGUF() throws {
+        let checkpoint = try Checkpoint.open(input, position: try model.positionSpec)
+        let plan = try GGUFExport.plan(checkpoint, type: type)
+        plan.notes.forEach(Terminal.note)
+        let total = plan.tensors.reduce(0) { $0 + $1.byteCount }
+        if dryRun {
+            Terminal.output("\(input) → \(output): architecture \(plan.architecture.name), weights \(plan.outputType.rawValue), \(ByteSize.format(total))")
+            Terminal.output(Terminal.table(plan.entries.map { [$0.source, $0.name + ($0.permuted ? " (Q/K permuted)" : ""), $0.type.name, "\($0.shape)"] },
+                                           header: ["source", "GGUF name", "type", "shape"]))
+            Terminal.output(plan.metadata.filter { !$0.key.hasPrefix("tokenizer.ggml.") || $0.value.arrayValue == nil }
+                .map { "\($0.key) = \($0.value.summary())" }.joined(separator: "\n"))
+            return
+        }
+        try GGUFWriter.write(metadata: plan.metadata, tensors: plan.tensors, to: output,
+                             maxShardBytes: maxShardSize.flatMap(ByteSize.parse), progress: Progress("converting").update)
+        Terminal.info("wrote \(output): \(plan.architecture.name), \(plan.tensors.count) tensors, \(ByteSize.format(total))")
+    }
+
+    /// GGUF → Hugging Face folder.
+    func writeHuggingFace() throws {
+        let checkpoint = try Checkpoint.open(input, position: try model.positionSpec)
+        let plan = try HuggingFaceExport.plan(checkpoint, dtype: dtype?.dtype)
+        plan.notes.forEach(Terminal.note)
+        let total = plan.tensors.reduce(0) { $0 + $1.byteCount }
+        if dryRun {
+            Terminal.output("\(input) → \(output): \(plan.tensors.count) tensors in \(plan.dtype.code), \(ByteSize.format(total)); files: \(plan.files.map(\.name).joined(separator: ", "))")
+            Terminal.output(Terminal.table(plan.tensors.map { [$0.name, $0.type.name, "\($0.shape)"] }, header: ["name", "type", "shape"]))
+            return
+        }
+        let metadata = ["format": "pt", "nopekit.tool": "nopekit \(Nopekit.version) convert"]
+        if writesSingleFile {
+            Terminal.note("a single .safetensors file has no config.json or tokenizer; write a folder to keep them")
+            try SafetensorsWriter.write(plan.tensors, metadata: metadata, to: output)
+        } else {
+            try SafetensorsWriter.writeFolder(plan.tensors, metadata: metadata, to: output, maxShardBytes: maxShardSize.flatMap(ByteSize.parse),
+                                              extraFiles: { plan.files }, progress: Progress("converting").update)
+        }
+        Terminal.info("wrote \(output): \(plan.tensors.count) tensors, \(ByteSize.format(total))")
+    }
+
+    /// Re-types and re-shards a Hugging Face checkpoint.
+    func retype() throws {
         let checkpoint = try Checkpoint.open(input, position: try model.positionSpec)
         let store = checkpoint.store
         let target = dtype?.dtype
         let outputs = try store.tensors.map { try TensorRetyping.output($0, from: store, target: target) }
+        let total = outputs.reduce(0) { $0 + $1.byteCount }
+        if dryRun {
+            Terminal.output(Terminal.table(outputs.map { [$0.name, $0.type.name, "\($0.shape)"] }, header: ["name", "type", "shape"]))
+            return
+        }
         var metadata = ["format": "pt"]
         metadata["nopekit.tool"] = "nopekit \(Nopekit.version) convert" + (dtype.map { " --dtype \($0.rawValue)" } ?? "")
         let progress = Progress("converting")
-        let total = outputs.reduce(0) { $0 + $1.byteCount }
         if writesSingleFile {
             var done = 0
             try SafetensorsWriter.write(outputs, metadata: metadata, to: output) { bytes in
@@ -126,3 +192,5 @@ struct Convert: ParsableCommand {
         return files
     }
 }
+
+extension GGUFOutputType: ExpressibleByArgument {}
