@@ -340,8 +340,29 @@ import Testing
         #expect(merged.status == 0, "\(merged.stderr)")
         // Metadata, tensor infos and data are identical to the source: the bytes are.
         #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/merged.gguf")) == Data(contentsOf: CLIRunner.root.appendingPathComponent("fixtures/gguf/quants.gguf")))
-        let mixed = try CLIRunner.run(["convert", "fixtures/gguf/quants.gguf", dir + "/x.safetensors"])
-        #expect(mixed.status == 64 && mixed.stderr.contains("not supported yet"))
+        let notAModel = try CLIRunner.run(["convert", "fixtures/gguf/quants.gguf", dir + "/x.safetensors"])
+        #expect(notAModel.status == 1 && notAModel.stderr.contains("missing required field"))
+    }
+
+    /// HF folder → GGUF → HF folder through the command line; a pattern llama.cpp cannot run is
+    /// refused by name and leaves nothing behind.
+    @Test func convertsBetweenHuggingFaceAndGGUF() throws {
+        let dir = NSTemporaryDirectory() + "nopekit-hf-gguf-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let gguf = try CLIRunner.run(["convert", "fixtures/organism", dir + "/o.gguf", "--type", "q8_0"])
+        #expect(gguf.status == 0 && gguf.stderr.contains("wrote") && gguf.stderr.contains("granite"), "\(gguf.stderr)")
+        let back = try CLIRunner.run(["convert", dir + "/o.gguf", dir + "/back"])
+        #expect(back.status == 0, "\(back.stderr)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir + "/back").sorted()
+        #expect(files == ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"])
+        let inspect = try CLIRunner.run(["inspect", dir + "/back", "--json"])
+        #expect(inspect.status == 0 && inspect.stdout.contains("\"model_type\": \"smollm3\""), "\(inspect.stdout)")
+        let refused = try CLIRunner.run(["convert", "fixtures/engine/llama_mha_rope", dir + "/r.gguf", "--position", "layers:0"])
+        #expect(refused.status == 1 && refused.stderr.contains("\"layers:0\"") && refused.stderr.contains("granite"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["back", "o.gguf"])
+        let misplaced = try CLIRunner.run(["convert", "fixtures/organism", dir + "/x", "--type", "q8_0"])
+        #expect(misplaced.status == 64 && misplaced.stderr.contains("--dtype"))
     }
 }
 

@@ -34,7 +34,7 @@ struct Convert: ParsableCommand {
     @Argument(help: "Destination (.gguf, .safetensors or folder); must not exist.")
     var output: String
 
-    @Option(name: .long, help: ArgumentHelp("Type of the weights of a GGUF written from a Hugging Face checkpoint: \(GGUFOutputType.allCases.map(\.rawValue).joined(separator: ", ")) (default: the source's float type).", valueName: "type"))
+    @Option(name: .long, help: ArgumentHelp("Type of the 2-D weights of a GGUF written from a Hugging Face checkpoint (default: the source's float type); rows that are not whole blocks fall back as llama-quantize does.", valueName: "type"))
     var type: GGUFOutputType?
 
     @Option(name: .long, help: "Float type of safetensors output: f32, f16 or bf16 (default: keep each tensor's type; F32 for dequantised GGUF blocks).")
