@@ -26,7 +26,7 @@ public enum TensorTranscoder {
     /// as `type`. Rows are the last dimension; a quantised target needs rows that are a whole
     /// number of its blocks (the caller picks a fallback type otherwise).
     public static func output(_ info: TensorInfo, from store: any TensorStore, as type: TensorType, name: String? = nil,
-                              permutation: Permutation? = nil) throws -> OutputTensor {
+                              permutation: Permutation? = nil, threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws -> OutputTensor {
         let name = name ?? info.name
         if info.type == type && permutation == nil {
             var copy = OutputTensor.copy(info, from: store)
@@ -57,12 +57,27 @@ public enum TensorTranscoder {
                     let n = min(rowsPerBlock, rows - row)
                     let sourceRange = (row * sourceRowBytes)..<((row + n) * sourceRowBytes)
                     try scratch.withUnsafeMutableBufferPointer { f in
-                        try info.type.decode(raw.baseAddress! + sourceRange.lowerBound, count: n * columns, into: f.baseAddress!)
-                        if let p = permutation {
-                            QKPermutation.permute(UnsafeMutableBufferPointer(rebasing: f[0..<(n * columns)]), rowWidth: columns, headDim: p.headDim, p.direction)
-                        }
                         try encoded.withUnsafeMutableBytes { o in
-                            try encode(f.baseAddress!, count: n * columns, as: type, into: o.baseAddress!)
+                            // The block's rows in parts of whole units, one per core: decoding and
+                            // quantising are the cost, and rows are independent.
+                            let parts = n * columns >= 1 << 16 ? min(threads, n / unit) : 1
+                            let unitsPerPart = (n / unit + parts - 1) / parts
+                            let failure = FirstError()
+                            DispatchQueue.concurrentPerform(iterations: parts) { part in
+                                let first = part * unitsPerPart * unit, last = min(n, first + unitsPerPart * unit)
+                                guard first < last else { return }
+                                do {
+                                    let values = f.baseAddress! + first * columns, count = (last - first) * columns
+                                    try info.type.decode(raw.baseAddress! + sourceRange.lowerBound + first * sourceRowBytes, count: count, into: values)
+                                    if let p = permutation {
+                                        QKPermutation.permute(UnsafeMutableBufferPointer(start: values, count: count), rowWidth: columns, headDim: p.headDim, p.direction)
+                                    }
+                                    try encode(values, count: count, as: type, into: o.baseAddress! + first * outRowBytes)
+                                } catch {
+                                    failure.record(error)
+                                }
+                            }
+                            try failure.rethrow()
                             try sink(UnsafeRawBufferPointer(rebasing: o[0..<(n * outRowBytes)]))
                         }
                     }
@@ -81,6 +96,14 @@ public enum TensorTranscoder {
         case .quantized(let q): try Quantizers.quantize(src, count: count, as: q, into: dst)
         }
     }
+}
+
+/// The first error thrown by any of several concurrent workers.
+final class FirstError: @unchecked Sendable {
+    private let lock = NSLock()
+    private var error: (any Error)?
+    func record(_ e: any Error) { lock.lock(); if error == nil { error = e }; lock.unlock() }
+    func rethrow() throws { if let error { throw error } }
 }
 
 public enum TranscodeError: Error, CustomStringConvertible, Equatable {
