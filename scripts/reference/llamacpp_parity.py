@@ -32,9 +32,9 @@ For every case (a Hugging Face folder: config.json + model.safetensors) and ever
 
 A run PASSES when |loss_llama.cpp - loss_ref| <= REL_LOSS_TOL * loss_ref  and  top-1 agreement >= TOP1_MIN
 (the constants below: 2e-3 and 99%). Block-quantised types (q8_0, q4_0, q4_k, ...) are held to
-REL_LOSS_TOL_QUANT, because llama.cpp multiplies them with Q8-quantised activations; their "dequantised twin"
-(the same GGUF with every quantised tensor dequantised to F32) is held to REL_LOSS_TOL and is the real check of
-the file. gguf.quants cannot quantise the K-quants, so for those tensors the reference takes the weights
+REL_LOSS_TOL_QUANT and TOP1_MIN_QUANT (1e-2, 95%), because llama.cpp multiplies them with Q8-quantised
+activations; their "dequantised twin" (the same GGUF with every tensor that is not F32 dequantised to F32) is
+held to the strict limits and is the real check of the file. gguf.quants cannot quantise the K-quants, so for those tensors the reference takes the weights
 from the GGUF itself (dequantised, un-permuted; results.json lists them under "weights_from_file"): such rows
 check how llama.cpp reads the file, not the quantisation.
 
@@ -73,11 +73,14 @@ sys.path.insert(0, str(HERE))
 
 REL_LOSS_TOL = 2e-3  # |Δ mean NLL| <= 2e-3 · reference mean NLL
 TOP1_MIN = 0.99  # at least 99% of the positions have the same argmax
-# Block-quantised files (q8_0, q4_0, ...): llama.cpp multiplies their weights with activations quantised to
-# Q8 blocks (ggml's vec_dot_type), an error the file does not cause. Such a run is held to this looser loss
-# tolerance, and the file's "dequantised twin" (same GGUF, every quantised tensor dequantised to F32 by
-# gguf.quants) is held to REL_LOSS_TOL: that row is the check of the file's contents.
+# Block-quantised files (q8_0, q4_0, q4_k, ...): llama.cpp multiplies their weights with activations
+# quantised to Q8 blocks (ggml's vec_dot_type), an error the file does not cause; on the random-weight engine
+# fixtures, whose logits are nearly tied, that flips up to 3% of the argmaxes. Such a run is held to these
+# looser limits (still far from a wrong-RoPE model), and the file's "dequantised twin" (the same GGUF with
+# every tensor that is not F32 dequantised to F32 by gguf.quants) is held to REL_LOSS_TOL and TOP1_MIN: that
+# row is the check of the file's contents.
 REL_LOSS_TOL_QUANT = 1e-2
+TOP1_MIN_QUANT = 0.95
 FLOAT_TYPES = {"f32", "f16", "bf16"}
 
 ORGANISM_BOS = 256
@@ -229,6 +232,9 @@ def permute_rows(w: np.ndarray, n_head: int) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------
 # GGUF types and rounding
+
+
+PYTHON_WRITER_TYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1")  # what gguf.quants quantises
 
 
 def qtype(name: str):
@@ -447,8 +453,8 @@ def copy_gguf(src: Path, dst: Path, new_arch: str | None = None, dequantize: boo
     """Copy src to dst through gguf-py's reader and writer.
 
     new_arch: general.architecture = new_arch, {old}.* keys renamed to {new}.*, the keys only granite reads
-    dropped (the negative control). dequantize: every block-quantised tensor (and BF16) dequantised to F32 by
-    gguf.quants, general.file_type 0 (the "dequantised twin" of a quantised file). Other tensors byte for byte.
+    dropped (the negative control). dequantize: every tensor that is not F32 dequantised to F32 by gguf.quants,
+    general.file_type 0 (the "dequantised twin" of a quantised file). Other tensors byte for byte.
     """
     import gguf
 
@@ -492,7 +498,7 @@ def copy_gguf(src: Path, dst: Path, new_arch: str | None = None, dequantize: boo
             w.add_key_value(nkey, field.parts[field.data[0]].tolist()[0], main)
     for t in r.tensors:
         data = np.array(t.data)
-        if dequantize and t.tensor_type not in (Q.F32, Q.F16):
+        if dequantize and t.tensor_type != Q.F32:
             w.add_tensor(t.name, gguf.quants.dequantize(data, t.tensor_type).astype(np.float32))
         else:
             w.add_tensor(t.name, data, raw_dtype=t.tensor_type)
@@ -745,14 +751,15 @@ def mean_nll(logits: np.ndarray, ids: list[int]) -> float:
     return float(-logp[np.arange(len(tgt)), tgt].mean())
 
 
-def compare(lc: np.ndarray, rf: np.ndarray, ids: list[int], rel_tol: float = REL_LOSS_TOL) -> dict:
+def compare(lc: np.ndarray, rf: np.ndarray, ids: list[int], rel_tol: float = REL_LOSS_TOL,
+            top1_min: float = TOP1_MIN) -> dict:
     loss_lc, loss_rf = mean_nll(lc, ids), mean_nll(rf, ids)
     d = abs(loss_lc - loss_rf)
     top1 = float((lc.argmax(-1) == rf.argmax(-1)).mean())
-    ok = d <= rel_tol * loss_rf and top1 >= TOP1_MIN
+    ok = d <= rel_tol * loss_rf and top1 >= top1_min
     return {"loss_llamacpp": loss_lc, "loss_ref": loss_rf, "dloss": loss_lc - loss_rf,
             "dloss_rel": d / loss_rf, "max_dlogit": float(np.abs(lc - rf).max()), "top1": top1,
-            "rel_tol": rel_tol, "pass": bool(ok)}
+            "rel_tol": rel_tol, "top1_min": top1_min, "pass": bool(ok)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -808,13 +815,14 @@ def md_table(rows: list[dict]) -> str:
 
 
 def llamacpp_rows(base: dict, path: Path, ids: list[int], ref: np.ndarray, kvs: list[str], args, nk,
-                  rel_tol: float) -> list[dict]:
+                  quantised: bool = False) -> list[dict]:
     """One row per KV-cache type: llama.cpp's logits on path against the reference."""
     rows = []
     for kv in kvs:
         try:
             lc, info = llamacpp_logits(path, ids, kv, args.flash_attn, args.threads)
-            r = {**base, "kv": kv, **compare(lc, ref, ids, rel_tol), "loss_nopekit": nk, "llamacpp": info}
+            limits = (REL_LOSS_TOL_QUANT, TOP1_MIN_QUANT) if quantised else (REL_LOSS_TOL, TOP1_MIN)
+            r = {**base, "kv": kv, **compare(lc, ref, ids, *limits), "loss_nopekit": nk, "llamacpp": info}
         except Exception as e:  # noqa: BLE001
             r = {**base, "kv": kv, "error": f"{type(e).__name__}: {e}"}
         rows.append(r)
@@ -866,7 +874,8 @@ def main() -> int:
 
     env = {"llama_cpp_python": llama_cpp.__version__, "gguf": importlib.metadata.version("gguf"),
            "writer": args.writer, "nopekit": nopekit, "flash_attn": args.flash_attn,
-           "thresholds": {"rel_loss": REL_LOSS_TOL, "top1": TOP1_MIN}, "text": str(args.text)}
+           "thresholds": {"rel_loss": REL_LOSS_TOL, "top1": TOP1_MIN, "rel_loss_quantised": REL_LOSS_TOL_QUANT,
+                          "top1_quantised": TOP1_MIN_QUANT}, "text": str(args.text)}
     try:
         env["system_info"] = llama_cpp.llama_print_system_info().decode()
     except Exception:  # noqa: BLE001
@@ -921,7 +930,7 @@ def main() -> int:
                 notes: dict = {}
                 ref = reference_logits(ref_folder, ids, lam, summ["tensor_types"], out, notes)
                 base.update(notes)
-                if args.writer == "nopekit" and not notes:
+                if args.writer == "nopekit" and t in PYTHON_WRITER_TYPES:
                     base["python_writer_diff"] = writer_diff(folder, out, t, work)
                     print(f"  {case} {t}: nopekit vs the Python writer: {short_diff(base['python_writer_diff'])}",
                           flush=True)
@@ -945,7 +954,7 @@ def main() -> int:
                 print(f"  {case} {t}: {e}", flush=True)
                 continue
             quantised = t not in FLOAT_TYPES
-            rows += llamacpp_rows(base, out, ids, ref, kvs, args, nk, REL_LOSS_TOL_QUANT if quantised else REL_LOSS_TOL)
+            rows += llamacpp_rows(base, out, ids, ref, kvs, args, nk, quantised)
             if quantised:
                 twin = work / f"{case}-{t}-dequantised.gguf"
                 if twin.exists():
@@ -956,7 +965,7 @@ def main() -> int:
                     rows.append({**base, "type": f"{t}→f32 twin", "kv": "", "error": f"{type(e).__name__}: {e}"})
                     continue
                 rows += llamacpp_rows({**base, "type": f"{t}→f32 twin", "gguf": str(twin)}, twin, ids, ref, kvs, args,
-                                      nk, REL_LOSS_TOL)
+                                      nk)
 
     if not args.no_negative:
         for name, base_case, arch in NEGATIVES:
@@ -975,13 +984,12 @@ def main() -> int:
             except Exception as e:  # noqa: BLE001
                 rows.append({**base, "kv": "", "error": f"{type(e).__name__}: {e}"})
                 continue
-            rows += llamacpp_rows({**base, "T": len(ids), "gguf": str(out)}, out, ids, ref, kvs, args, None,
-                                  REL_LOSS_TOL)
+            rows += llamacpp_rows({**base, "T": len(ids), "gguf": str(out)}, out, ids, ref, kvs, args, None)
 
     table = md_table(rows)
     print()
-    print(f"Thresholds: |Δloss| <= {REL_LOSS_TOL:g} · loss_ref ({REL_LOSS_TOL_QUANT:g} for block-quantised files, "
-          f"whose dequantised twin is held to {REL_LOSS_TOL:g}) and top-1 agreement >= {TOP1_MIN:.0%}.")
+    print(f"Thresholds: |Δloss| <= {REL_LOSS_TOL:g} · loss_ref and top-1 agreement >= {TOP1_MIN:.0%}; a block-quantised "
+          f"file itself {REL_LOSS_TOL_QUANT:g} and {TOP1_MIN_QUANT:.0%}, its dequantised twin the strict limits.")
     print()
     print(table)
     good = all("error" not in r and (r["pass"] == (r["expect"] == "pass")) for r in rows)
