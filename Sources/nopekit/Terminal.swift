@@ -69,8 +69,9 @@ final class Progress {
         let elapsed = now.timeIntervalSince(start)
         let fraction = Double(done) / Double(total)
         let eta = fraction > 0 ? elapsed / fraction - elapsed : 0
-        let text = String(format: "\r%@ %@ / %@ (%3.0f%%) ETA %.0fs   ", label,
-                          ByteSize.format(done), ByteSize.format(total), fraction * 100, eta)
+        let rate = elapsed > 0 ? ByteSize.format(Int(Double(done) / elapsed)) + "/s" : "–"
+        let text = String(format: "\r%@ %@ / %@ (%3.0f%%) %@ ETA %.0fs   ", label,
+                          ByteSize.format(done), ByteSize.format(total), fraction * 100, rate, eta)
         FileHandle.standardError.write(Data(text.utf8))
         if done == total { FileHandle.standardError.write(Data("\n".utf8)) }
     }
