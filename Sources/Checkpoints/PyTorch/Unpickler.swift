@@ -251,6 +251,8 @@ private struct Machine {
         guard !list.sealed else { throw malformed("APPEND to a list already nested in another value (recursive structures are not supported)") }
         for item in items {
             list.depth = max(list.depth, try nest(item))
+            // Nesting seals the child: if that sealed the list itself, it was appended to itself.
+            guard !list.sealed else { throw malformed("a list appended to itself (recursive structures are not supported)") }
             list.items.append(item)
         }
     }
@@ -262,6 +264,7 @@ private struct Machine {
         for i in stride(from: 0, to: items.count, by: 2) {
             let key = items[i], value = items[i + 1]
             dict.depth = max(dict.depth, try nest(key), try nest(value))
+            guard !dict.sealed else { throw malformed("a dict stored in itself (recursive structures are not supported)") }
             dict.set(key, value)
         }
     }

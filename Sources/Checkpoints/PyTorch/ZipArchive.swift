@@ -251,10 +251,21 @@ final class ZipArchive {
                 throw bad("the ZIP64 locator points at \(record), where there is no ZIP64 end-of-central-directory record")
             }
             guard b.u32(record + 16) == 0, b.u32(record + 20) == 0 else { throw bad("multi-disk ZIP64 archives are not supported") }
+            let count64 = try checkedInt(b.u64(record + 32), bad("ZIP64 entry count out of range"))
+            let size64 = try checkedInt(b.u64(record + 40), bad("ZIP64 central directory size out of range"))
+            let offset64 = try checkedInt(b.u64(record + 48), bad("ZIP64 central directory offset out of range"))
+            // torch (miniz) writes both records even for small files. A 32-bit field either
+            // defers to the ZIP64 one (all ones) or must agree with it: a disagreement means one
+            // of them was damaged, and which one is right cannot be told.
+            for (what, narrow, saturated, wide) in [("entry count", count, 0xFFFF, count64), ("entry count on this disk", countOnDisk, 0xFFFF, count64),
+                                                    ("directory size", cdSize, 0xFFFF_FFFF, size64), ("directory offset", cdOffset, 0xFFFF_FFFF, offset64)]
+            where narrow != saturated && narrow != wide {
+                throw bad("the end record and the ZIP64 end record disagree on the central \(what) (\(narrow) vs \(wide))")
+            }
             countOnDisk = try checkedInt(b.u64(record + 24), bad("ZIP64 entry count out of range"))
-            count = try checkedInt(b.u64(record + 32), bad("ZIP64 entry count out of range"))
-            cdSize = try checkedInt(b.u64(record + 40), bad("ZIP64 central directory size out of range"))
-            cdOffset = try checkedInt(b.u64(record + 48), bad("ZIP64 central directory offset out of range"))
+            count = count64
+            cdSize = size64
+            cdOffset = offset64
             cdLimit = record
         }
         guard disk == 0 || disk == 0xFFFF, cdDisk == 0 || cdDisk == 0xFFFF, countOnDisk == count else {
