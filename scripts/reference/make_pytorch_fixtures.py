@@ -560,8 +560,12 @@ def malicious():
     bad("malicious_global.bin", "forbiddenGlobal", "GLOBAL os.system with REDUCE", module="os", name="system")
 
     torch_save({"ok": randn(2), "evil": EvalPayload()}, OUT / "malicious_reduce.bin")
+    # Protocol 2 writes Python 3's builtins under its Python 2 name: GLOBAL '__builtin__ eval'.
+    with zipfile.ZipFile(OUT / "malicious_reduce.bin") as z:
+        globals_ = [arg for op, arg, _ in pickletools.genops(z.read("malicious_reduce/data.pkl")) if op.name == "GLOBAL"]
+    assert "__builtin__ eval" in globals_, globals_
     bad("malicious_reduce.bin", "forbiddenGlobal", "a __reduce__ payload calling builtins.eval after a good tensor",
-        module="builtins", name="eval")
+        module="__builtin__", name="eval")
 
     # INST: MARK, the argument, then 'i' module\nname\n: a call without GLOBAL.
     prefix = b"\x80\x02(X" + struct.pack("<I", len(command)) + command
