@@ -21,6 +21,9 @@ public enum PyTorchByteOrder: String, Sendable {
 /// `withRawBytes`, on every call (nothing large is cached). Big-endian archives are converted,
 /// not refused: torch itself byte-swaps them on load.
 ///
+/// The legacy (pre-1.6, non-zip) format is read too (`LegacyArchive`); its storages are raw
+/// little-endian runs of the file, so its contiguous tensors are mapped as well.
+///
 /// The state dict may also sit under a `state_dict` or `model` key of the top-level dict (the
 /// usual training-checkpoint shape) when the top level holds no tensor itself. Values that are
 /// not tensors (an `epoch` count, `_extra_state`) are skipped and listed in `skippedEntries`.
@@ -28,8 +31,10 @@ public final class PyTorchFile: TensorStore {
     public let path: String
     /// Every tensor, ordered by where its first byte lies in the file.
     public let tensors: [TensorInfo]
-    /// The archive's root folder (`pytorch_model/`, `archive/`, ...).
+    /// The archive's root folder (`pytorch_model/`, `archive/`, ...); empty for the legacy format.
     public let rootName: String
+    /// The pre-1.6 non-zip format.
+    public let isLegacyFormat: Bool
     public let byteOrder: PyTorchByteOrder
     /// Keys of the state dict whose values are not tensors; they were skipped.
     public let skippedEntries: [String]
@@ -38,12 +43,14 @@ public final class PyTorchFile: TensorStore {
     /// gathered; `isMapped(_:)` says which.
     public let mapsFiles: Bool
 
-    private let archive: ZipArchive
+    private let mapped: MappedFile
+    /// The zip directory; nil for the legacy format.
+    private let archive: ZipArchive?
     private let layouts: [TensorLayout]
     private let byName: [String: Int]
 
     public var sourcePath: String { path }
-    public var fileSize: Int { archive.mapped.size }
+    public var fileSize: Int { mapped.size }
 
     /// `data.pkl` larger than this is not a state dict (a large model's is a few hundred KB).
     static let maxPickleBytes = 1 << 30
@@ -57,40 +64,39 @@ public final class PyTorchFile: TensorStore {
     public init(path: String) throws {
         self.path = path
         let mapped = try MappedFile(path: path)
-        if Self.isLegacy(mapped.bytes) { throw PyTorchError.legacyFormat(file: path) }
-        let archive = try ZipArchive(mapped: mapped)
-        self.archive = archive
-
-        // The root: the folder of the one `<root>/data.pkl`.
-        let roots = archive.entries.compactMap { e -> String? in
-            guard e.name.hasSuffix("/data.pkl") else { return nil }
-            let root = String(e.name.dropLast("/data.pkl".count))
-            return root.isEmpty || root.contains("/") ? nil : root
+        self.mapped = mapped
+        let value: PickleValue
+        let storageEntry: (String) -> ZipArchive.Entry?
+        if Self.isLegacy(mapped.bytes) {
+            let legacy = try LegacyArchive.read(mapped.bytes, file: path)
+            archive = nil
+            isLegacyFormat = true
+            rootName = ""
+            byteOrder = .little
+            value = legacy.value
+            storageEntry = { legacy.storages[$0] }
+        } else {
+            let archive = try ZipArchive(mapped: mapped)
+            self.archive = archive
+            isLegacyFormat = false
+            rootName = try Self.findRoot(archive)
+            byteOrder = try Self.readByteOrder(archive, root: rootName)
+            let pickleEntry = archive.entry("\(rootName)/data.pkl")!
+            guard pickleEntry.uncompressedSize <= Self.maxPickleBytes else {
+                throw PyTorchError.invalidPickle(file: path, offset: 0, detail: "data.pkl is \(pickleEntry.uncompressedSize) bytes, over the \(Self.maxPickleBytes)-byte limit for a state dict")
+            }
+            value = try archive.withContents(pickleEntry) { try Unpickler(file: path).load($0) }
+            let root = rootName
+            storageEntry = { archive.entry("\(root)/data/\($0)") }
         }
-        guard roots.count == 1, let root = roots.first else {
-            let detail = roots.isEmpty
-                ? "it has no <root>/data.pkl record (\(archive.entries.count) entries\(archive.entries.first.map { ", the first '\($0.name)'" } ?? ""))"
-                : "it has \(roots.count) <root>/data.pkl records (\(roots.sorted().joined(separator: ", "))), so which is the checkpoint is ambiguous"
-            throw PyTorchError.notATorchCheckpoint(file: path, detail: detail)
-        }
-        rootName = root
-
-        byteOrder = try Self.readByteOrder(archive, root: root)
-
-        let pickleEntry = archive.entry("\(root)/data.pkl")!
-        guard pickleEntry.uncompressedSize <= Self.maxPickleBytes else {
-            throw PyTorchError.invalidPickle(file: path, offset: 0, detail: "data.pkl is \(pickleEntry.uncompressedSize) bytes, over the \(Self.maxPickleBytes)-byte limit for a state dict")
-        }
-        let value = try archive.withContents(pickleEntry) { try Unpickler(file: path).load($0) }
 
         let (entries, skipped) = try Self.stateDict(value, file: path)
         var found: [(name: String, layout: TensorLayout, order: Int)] = []
         for (order, (name, ref)) in entries.enumerated() {
-            let recordName = "\(root)/data/\(ref.storage.key)"
-            guard let record = archive.entry(recordName) else {
+            guard let record = storageEntry(ref.storage.key) else {
                 throw PyTorchError.missingStorage(file: path, tensor: name, key: ref.storage.key)
             }
-            try archive.checkReadable(record)
+            try archive?.checkReadable(record)
             let layout = try TensorLayout(ref, name: name, entry: record, bigEndian: byteOrder == .big, file: path)
             found.append((name, layout, order))
         }
@@ -117,14 +123,17 @@ public final class PyTorchFile: TensorStore {
         guard let i = byName[name] else { throw TensorStoreError.tensorNotFound(name: name, source: path) }
         let t = tensors[i], layout = layouts[i]
         if layout.isMapped {
-            return try body(UnsafeRawBufferPointer(rebasing: archive.bytes[t.fileOffset..<(t.fileOffset + t.byteCount)]))
+            return try body(UnsafeRawBufferPointer(rebasing: mapped.bytes[t.fileOffset..<(t.fileOffset + t.byteCount)]))
         }
         let out = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, t.byteCount), alignment: 64)
         defer { out.deallocate() }
-        if layout.entry.isStored {
-            layout.gather(from: archive.storedBytes(layout.entry), into: out.baseAddress!)
+        let entry = layout.entry
+        if entry.isStored {
+            let record = UnsafeRawBufferPointer(rebasing: mapped.bytes[entry.dataOffset..<(entry.dataOffset + entry.compressedSize)])
+            layout.gather(from: record, into: out.baseAddress!)
         } else {
-            let inflated = try archive.inflate(layout.entry, prefix: layout.extentBytes)
+            // Only zip entries can be DEFLATED (the legacy reader makes STORED ones).
+            let inflated = try archive!.inflate(entry, prefix: layout.extentBytes)
             inflated.withUnsafeBytes { layout.gather(from: $0, into: out.baseAddress!) }
         }
         return try body(UnsafeRawBufferPointer(start: out.baseAddress, count: t.byteCount))
@@ -133,7 +142,7 @@ public final class PyTorchFile: TensorStore {
     public func releasePages(_ name: String, range: Range<Int>) {
         guard let i = byName[name], layouts[i].isMapped else { return }
         let t = tensors[i]
-        archive.mapped.release((t.fileOffset + range.lowerBound)..<(t.fileOffset + range.upperBound))
+        mapped.release((t.fileOffset + range.lowerBound)..<(t.fileOffset + range.upperBound))
     }
 
     // MARK: Opening
@@ -141,6 +150,22 @@ public final class PyTorchFile: TensorStore {
     static func isLegacy(_ b: UnsafeRawBufferPointer) -> Bool {
         b.count >= 14 && b[0] == PickleOpcode.proto && b[2] == PickleOpcode.long1 && b[3] == 10
             && legacyMagic.elementsEqual(UnsafeRawBufferPointer(rebasing: b[4..<14]))
+    }
+
+    /// The root folder: that of the one `<root>/data.pkl`.
+    static func findRoot(_ archive: ZipArchive) throws -> String {
+        let roots = archive.entries.compactMap { e -> String? in
+            guard e.name.hasSuffix("/data.pkl") else { return nil }
+            let root = String(e.name.dropLast("/data.pkl".count))
+            return root.isEmpty || root.contains("/") ? nil : root
+        }
+        guard roots.count == 1, let root = roots.first else {
+            let detail = roots.isEmpty
+                ? "it has no <root>/data.pkl record (\(archive.entries.count) entries\(archive.entries.first.map { ", the first '\($0.name)'" } ?? ""))"
+                : "it has \(roots.count) <root>/data.pkl records (\(roots.sorted().joined(separator: ", "))), so which is the checkpoint is ambiguous"
+            throw PyTorchError.notATorchCheckpoint(file: archive.path, detail: detail)
+        }
+        return root
     }
 
     /// `<root>/byteorder`: `little` or `big`; little when absent (torch's default since 2.1).

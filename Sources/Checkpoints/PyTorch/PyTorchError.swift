@@ -11,9 +11,10 @@ public enum PyTorchError: Error, CustomStringConvertible, Equatable {
 
     /// The file is not a zip archive (and not a legacy torch file either).
     case notAZip(file: String, detail: String)
-    /// A pre-1.6 checkpoint (`torch.save(..., _use_new_zipfile_serialization=False)`): a chain of
-    /// raw pickles rather than a zip. nopekit reads only the zip format.
-    case legacyFormat(file: String)
+    /// A pre-1.6 checkpoint (`torch.save(..., _use_new_zipfile_serialization=False)`, a chain of
+    /// raw pickles rather than a zip) that uses something the legacy reader does not support:
+    /// big-endian storages, storage views, another protocol version.
+    case legacyFormat(file: String, detail: String)
     /// The zip structure is broken: truncated, bad signatures, sizes or offsets outside the file,
     /// overlapping entries, duplicate names, multi-disk archives.
     case invalidZip(file: String, detail: String)
@@ -107,8 +108,8 @@ public enum PyTorchError: Error, CustomStringConvertible, Equatable {
         switch self {
         case .notAZip(let f, let d):
             return "\(f): not a PyTorch checkpoint (\(d)); expected a zip archive written by torch.save"
-        case .legacyFormat(let f):
-            return "\(f): legacy (pre-1.6, non-zip) torch.save format, which nopekit does not read; re-save it in Python with torch.save(torch.load(path, weights_only=True), new_path), or convert it to safetensors"
+        case .legacyFormat(let f, let d):
+            return "\(f): legacy (pre-1.6, non-zip) torch.save file with \(d), which nopekit does not read; re-save it in Python with torch.save(torch.load(path, weights_only=True), new_path), or convert it to safetensors"
         case .invalidZip(let f, let d):
             return "\(f): invalid zip archive: \(d); \(Self.redownload)"
         case .unsupportedZipEntry(let f, let e, let d):

@@ -19,19 +19,40 @@ struct Unpickler {
     static let maxGlobalLength = 256
 
     let file: String
+    /// Accept the legacy (non-zip) format's 6-element persistent ids, whose last element
+    /// (storage view metadata) must be None.
+    var legacyPersistentIDs = false
 
     init(file: String) { self.file = file }
 
+    /// What one pickle left.
+    struct Result {
+        var value: PickleValue
+        /// The offset just past STOP: where the next pickle of a legacy file begins.
+        var end: Int
+        /// Every persistent id loaded, in order (including storages of values a caller skips).
+        var storages: [StorageRef]
+    }
+
     /// Runs the pickle in `bytes` to its STOP and returns the value it leaves.
     func load(_ bytes: UnsafeRawBufferPointer) throws -> PickleValue {
-        var machine = Machine(file: file, bytes: bytes)
-        return try machine.run()
+        try load(bytes, from: 0).value
+    }
+
+    /// Runs the pickle starting at byte `start` to its STOP. Offsets in errors count from the
+    /// start of `bytes`.
+    func load(_ bytes: UnsafeRawBufferPointer, from start: Int) throws -> Result {
+        var machine = Machine(file: file, bytes: bytes, legacy: legacyPersistentIDs)
+        machine.pos = start
+        let value = try machine.run()
+        return Result(value: value, end: machine.pos, storages: machine.storages)
     }
 }
 
 private struct Machine {
     let file: String
     let bytes: UnsafeRawBufferPointer
+    let legacy: Bool
     var pos = 0
     /// Offset of the opcode being executed, for messages.
     var opStart = 0
@@ -40,10 +61,12 @@ private struct Machine {
     /// Python's separate metastack.
     var marks: [Int] = []
     var memo: [Int: PickleValue] = [:]
+    var storages: [StorageRef] = []
 
-    init(file: String, bytes: UnsafeRawBufferPointer) {
+    init(file: String, bytes: UnsafeRawBufferPointer, legacy: Bool) {
         self.file = file
         self.bytes = bytes
+        self.legacy = legacy
     }
 
     // MARK: Errors
@@ -226,7 +249,9 @@ private struct Machine {
                 try push(.string(try string(length: n)))
 
             case PickleOpcode.binPersId:
-                try push(try persistentLoad(try pop()))
+                let storage = try persistentLoad(try pop())
+                storages.append(storage)
+                try push(.storage(storage))
             case PickleOpcode.binGet, PickleOpcode.longBinGet:
                 let index = Int(op == PickleOpcode.binGet ? UInt64(try byte()) : try uint(4))
                 guard let v = memo[index] else { throw malformed("memo entry \(index) read before it was stored") }
@@ -369,16 +394,22 @@ private struct Machine {
         _ = try nest(state)
     }
 
-    /// BINPERSID: only `('storage', storage class, key, location, numel)`.
-    func persistentLoad(_ pid: PickleValue) throws -> PickleValue {
-        let shape = "only ('storage', storage class, key, location, numel) persistent ids are allowed"
-        guard case .tuple(let t) = pid, t.items.count == 5, case .string("storage") = t.items[0] else {
+    /// BINPERSID: only `('storage', storage class, key, location, numel)` (plus a None view
+    /// field in the legacy format).
+    func persistentLoad(_ pid: PickleValue) throws -> StorageRef {
+        let shape = legacy
+            ? "only ('storage', storage class, key, location, numel, None) persistent ids are allowed"
+            : "only ('storage', storage class, key, location, numel) persistent ids are allowed"
+        guard case .tuple(let t) = pid, t.items.count == (legacy ? 6 : 5), case .string("storage") = t.items[0] else {
             throw refusedCall("persistent_load", "\(shape), got a \(pid.kindName)")
+        }
+        if legacy, case .none = t.items[5] {} else if legacy {
+            throw refusedCall("persistent_load", "a storage view (\(t.items[5].kindName)): re-save the checkpoint with a current torch.save")
         }
         guard case .global(.storageClass(let scalar)) = t.items[1], case .string(let key) = t.items[2],
               case .string(let location) = t.items[3], case .int(let numel) = t.items[4] else {
             throw refusedCall("persistent_load", "\(shape), got (\(t.items.map(\.kindName).joined(separator: ", ")))")
         }
-        return .storage(StorageRef(key: key, scalar: scalar, numel: numel, location: location))
+        return StorageRef(key: key, scalar: scalar, numel: numel, location: location)
     }
 }
