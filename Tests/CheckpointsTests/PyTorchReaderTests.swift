@@ -10,7 +10,7 @@ import Testing
 
     /// Every good fixture the script writes; `goodFixturesAreAllListed` keeps this in step.
     static let goodFixtures = ["plain.bin", "dtypes.bin", "views.bin", "params.bin", "nested.bin", "deflated.bin",
-                               "zip64.bin", "bigendian.bin", "oldroot.bin", "nocrc.bin", "sharded"]
+                               "zip64.bin", "bigendian.bin", "oldroot.bin", "nocrc.bin", "legacy.bin", "sharded"]
 
     static func path(_ relative: String) -> String { TestPaths.fixture("pytorch/\(relative)") }
 
@@ -177,16 +177,33 @@ import Testing
         #expect(throws: PyTorchError.forbiddenOpcode(file: opcode, opcode: 0x69, offset: offset)) {
             try PyTorchFile(path: opcode)
         }
+        let legacy = Self.path("bad/legacy_malicious.bin")
+        #expect(throws: PyTorchError.forbiddenGlobal(file: legacy, module: "__builtin__", name: "eval")) {
+            try PyTorchFile(path: legacy)
+        }
         #expect(!FileManager.default.fileExists(atPath: Self.pwned), "a payload ran")
         let message = PyTorchError.forbiddenGlobal(file: global, module: "os", name: "system").description
         #expect(message.contains("os.system") && message.contains(global))
         #expect(PyTorchError.forbiddenOpcode(file: opcode, opcode: 0x69, offset: offset).description.contains("INST"))
     }
 
-    @Test func legacyFilesAreRefusedByName() throws {
+    /// The pre-1.6 format: five pickles, then each storage as an int64 count and its elements.
+    @Test func legacyFilesAreReadAndMapped() throws {
         let path = Self.path("legacy.bin")
-        #expect(throws: PyTorchError.legacyFormat(file: path)) { try PyTorchFile(path: path) }
-        #expect(PyTorchError.legacyFormat(file: path).description.contains("torch.save"))
+        let file = try PyTorchFile(path: path)
+        #expect(file.isLegacyFormat && file.rootName.isEmpty && file.mapsFiles)
+        let bytes = try readBytes(path)
+        let plain = try PyTorchFile(path: Self.path("plain.bin"))
+        #expect(file.tensors.map(\.name) == plain.tensors.map(\.name))
+        for t in file.tensors {
+            // Each storage is preceded by its element count (little-endian int64).
+            let count = (0..<8).reduce(0) { $0 | Int(bytes[t.fileOffset - 8 + $1]) << (8 * $1) }
+            #expect(count == t.elementCount, "\(t.name)")
+            #expect(try file.withRawBytes(t.name) { [UInt8]($0) } == Array(bytes[t.fileOffset..<(t.fileOffset + t.byteCount)]))
+        }
+        let bigEndian = Self.path("bad/legacy_bigendian.bin")
+        #expect(throws: PyTorchError.legacyFormat(file: bigEndian, detail: "big-endian storages")) { try PyTorchFile(path: bigEndian) }
+        #expect(PyTorchError.legacyFormat(file: path, detail: "x").description.contains("torch.save"))
     }
 
     @Test func storageShorterThanItsTensorIsATypedError() throws {
@@ -227,6 +244,13 @@ import Testing
             checked += 1
         }
         #expect(checked > 50)
+        // The legacy format has no directory: every cut must still be a typed error.
+        let legacy = try readBytes(Self.path("legacy.bin"))
+        for length in stride(from: 0, to: legacy.count, by: 5) {
+            try writeBytes(Array(legacy[..<length]), to: path)
+            let kind = pyTorchErrorKind { _ = try PyTorchFile(path: path) }
+            #expect(kind.map { !$0.contains(":") } == true, "legacy truncated to \(length): \(kind ?? "accepted")")
+        }
     }
 
     @Test func badCentralDirectoriesAreTypedErrors() throws {
@@ -273,7 +297,7 @@ import Testing
 
     /// Random byte flips anywhere in a file open or fail with a typed error; they never crash,
     /// and whatever opens reads back.
-    @Test(arguments: ["plain.bin", "deflated.bin", "views.bin"])
+    @Test(arguments: ["plain.bin", "deflated.bin", "views.bin", "legacy.bin"])
     func corruptedFilesNeverCrash(_ fixture: String) throws {
         let original = try readBytes(Self.path(fixture))
         let folder = try TestPaths.temporaryFolder()

@@ -38,12 +38,13 @@ good fixtures (each has ``expected/<stem>.safetensors``)
     ``oldroot.bin``    ``plain`` tensors saved under the root folder name ``archive/``.
     ``nocrc.bin``      saved with ``torch.serialization.set_crc32_options(False)``
                        (every CRC field is 0).
+    ``legacy.bin``     ``plain`` tensors saved with ``_use_new_zipfile_serialization=False``
+                       (the pre-1.6 non-zip format; storage keys renamed k0, k1, ...).
     ``sharded/``       ``pytorch_model-0000{1,2}-of-00002.bin`` and
                        ``pytorch_model.bin.index.json`` (transformers layout); the
                        oracle is ``expected/sharded.safetensors``.
 
 refused fixtures (``manifest.json`` lists the nopekit error kind and what torch did)
-    ``legacy.bin``             ``_use_new_zipfile_serialization=False``.
     ``malicious_global.bin``   data.pkl = GLOBAL 'os system' + REDUCE (hand-written).
     ``malicious_reduce.bin``   torch.save of a dict whose second value's __reduce__
                                returns (builtins.eval, (...)).
@@ -161,8 +162,9 @@ def fix_legacy_keys(path, original):
     out = data[:main_start] + main + pickle.dumps(list(renamed.values()), protocol=2)
     out += b"".join(blocks[old] for old in renamed)
     path.write_bytes(out)
-    loaded = load_safely(path)
-    assert all(torch.equal(loaded[k], v) for k, v in original.items())
+    if original is not None:  # None: a payload torch must refuse
+        loaded = load_safely(path)
+        assert all(torch.equal(loaded[k], v) for k, v in original.items())
 
 
 def torch_save(obj, path, **kwargs):
@@ -576,10 +578,36 @@ def malicious():
     bad("malicious_opcode.bin", "forbiddenOpcode", "INST (0x69) calls os.system without GLOBAL",
         opcode=0x69, offset=len(prefix))
 
+    torch_save({"ok": randn(2), "evil": EvalPayload()}, OUT / "bad/legacy_malicious.bin",
+               _use_new_zipfile_serialization=False)
+    fix_legacy_keys(OUT / "bad/legacy_malicious.bin", None)
+    bad("bad/legacy_malicious.bin", "forbiddenGlobal", "the eval payload in a legacy (non-zip) file",
+        module="__builtin__", name="eval")
+
+
+def make_legacy():
+    """legacy.bin (good) and the legacy refusals; returns what torch.load made of legacy.bin."""
     legacy = plain_dict()
     torch_save(legacy, OUT / "legacy.bin", _use_new_zipfile_serialization=False)
     fix_legacy_keys(OUT / "legacy.bin", legacy)
-    bad("legacy.bin", "legacyFormat", "the pre-1.6 non-zip format", torch_loads_it=True)
+    data = (OUT / "legacy.bin").read_bytes()
+
+    (OUT / "bad/legacy_truncated.bin").write_bytes(data[:-10])
+    bad("bad/legacy_truncated.bin", "invalidStructure", "legacy.bin without its last 10 bytes")
+
+    # sys_info's little_endian: True -> False (NEWTRUE -> NEWFALSE right after its key).
+    key = b"X" + struct.pack("<I", len("little_endian")) + b"little_endian"
+    at = data.index(key) + len(key)
+    at += 2 if data[at] == ord("q") else 0  # BINPUT after the key
+    assert data[at] == 0x88
+    (OUT / "bad/legacy_bigendian.bin").write_bytes(data[:at] + b"\x89" + data[at + 1:])
+    bad("bad/legacy_bigendian.bin", "legacyFormat", "sys_info says the storages are big-endian",
+        torch_loads_it=True)
+
+    at = data.index(b"\x80\x02M\xe9\x03.")  # the protocol version pickle: BININT2 1001
+    (OUT / "bad/legacy_version.bin").write_bytes(data[:at + 3] + b"\xea" + data[at + 4:])
+    bad("bad/legacy_version.bin", "legacyFormat", "protocol version 1002")
+    return load_safely(OUT / "legacy.bin")
 
 
 def main():
@@ -631,6 +659,9 @@ def main():
     keep("nocrc", load_safely(OUT / "nocrc.bin"))
 
     keep("sharded", sharded(OUT / "sharded"))
+
+    (OUT / "bad").mkdir()
+    keep("legacy", make_legacy())
 
     make_bad()
     malicious()
