@@ -97,7 +97,8 @@ public final class PyTorchFile: TensorStore {
                 throw PyTorchError.missingStorage(file: path, tensor: name, key: ref.storage.key)
             }
             try archive?.checkReadable(record)
-            let layout = try TensorLayout(ref, name: name, entry: record, bigEndian: byteOrder == .big, file: path)
+            let layout = try TensorLayout(ref, name: name, entry: record, bigEndian: byteOrder == .big,
+                                          fileSize: mapped.size, file: path)
             found.append((name, layout, order))
         }
         // Storage order, as `TensorStore` asks: by first byte, then by pickle order.
@@ -128,7 +129,9 @@ public final class PyTorchFile: TensorStore {
         let out = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, t.byteCount), alignment: 64)
         defer { out.deallocate() }
         let entry = layout.entry
-        if entry.isStored {
+        if layout.elementCount == 0 {
+            // Nothing to read (and nothing to inflate).
+        } else if entry.isStored {
             let record = UnsafeRawBufferPointer(rebasing: mapped.bytes[entry.dataOffset..<(entry.dataOffset + entry.compressedSize)])
             layout.gather(from: record, into: out.baseAddress!)
         } else {

@@ -30,8 +30,9 @@ struct TensorLayout {
     /// Absolute offset of the first element when the storage record is STORED.
     var firstByte: Int { entry.dataOffset + storageOffset * elementSize }
 
-    /// Validates `ref` (named `name`) against its storage record `entry`.
-    init(_ ref: TensorRef, name: String, entry: ZipArchive.Entry, bigEndian: Bool, file: String) throws {
+    /// Validates `ref` (named `name`) against its storage record `entry`. `fileSize` bounds
+    /// what a view whose elements overlap (stride 0, a broadcast) may expand to; see below.
+    init(_ ref: TensorRef, name: String, entry: ZipArchive.Entry, bigEndian: Bool, fileSize: Int, file: String) throws {
         guard let dtype = ref.scalar.dtype else {
             throw PyTorchError.unsupportedDType(file: file, tensor: name, dtype: "torch.\(ref.scalar.name)")
         }
@@ -80,6 +81,14 @@ struct TensorLayout {
             guard start <= storageBytes else {
                 throw outOfBounds("storage offset \(ref.storageOffset) is past the end of storage '\(ref.storage.key)' (\(storageBytes) bytes)")
             }
+        }
+
+        // A view that reads some storage elements more than once (a broadcast, stride 0) is
+        // larger than the bytes it reads, and reading it allocates its full size. A legitimate
+        // one is a small buffer (HF's `position_ids`, `arange(n).expand(1, -1)`); one larger
+        // than the whole file is how a few bytes could make us allocate terabytes.
+        if bytes > extent && bytes > fileSize {
+            throw outOfBounds("a broadcast view of \(extent) stored bytes would expand to \(bytes) bytes, more than the \(fileSize)-byte file")
         }
 
         var contiguous = true
