@@ -494,6 +494,10 @@ def make_bad():
     crafted("bad/overflow.bin", {"w": FakeTensor(fs(16), 0, [2**62, 2**62], [1, 1])}, {"0": floats})
     bad("bad/overflow.bin", "validationOverflow", "2^62 x 2^62 elements (LONG1 integers)")
 
+    crafted("bad/broadcast_bomb.bin", {"w": FakeTensor(fs(16), 0, [2**20, 2**20], [0, 0])}, {"0": floats})
+    bad("bad/broadcast_bomb.bin", "tensorOutOfBounds",
+        "a stride-0 view of one float claiming 2^40 elements (4 TiB if materialised)", torch_loads_it=True)
+
     crafted("bad/missing_storage.bin", {"w": FakeTensor(FakeStorage("7", torch.FloatStorage, 4), 0, [4], [1])},
             {"0": floats})
     bad("bad/missing_storage.bin", "missingStorage", "storage key '7' has no data/7 record")
