@@ -153,6 +153,8 @@ public enum Baker {
             throw BakeError.unsupportedOutput(output: output, detail: "the source is GGUF, so the output must be a .gguf file")
         case .safetensorsFile where !output.hasSuffix(".safetensors"):
             throw BakeError.unsupportedOutput(output: output, detail: "the source is one .safetensors file, so the output must be one too")
+        case .pytorch:
+            throw BakeError.unsupportedOutput(output: output, detail: "the source is a PyTorch .bin checkpoint, which nopekit reads but does not write; convert it to safetensors first (nopekit convert \(checkpoint.path) FOLDER) and bake that")
         case .huggingFaceFolder where output.hasSuffix(".safetensors") || output.hasSuffix(".gguf"):
             throw BakeError.unsupportedOutput(output: output, detail: "the source is a Hugging Face folder, so the output is a folder; give a folder path")
         default: break

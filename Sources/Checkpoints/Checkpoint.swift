@@ -2,14 +2,18 @@ import Foundation
 
 /// An opened checkpoint: its tensors (lazily mapped) and, when it has one, its model config.
 ///
-/// `open` accepts a Hugging Face folder (`model.safetensors` or shards with an index, plus
-/// `config.json`), a single `.safetensors` file (with a `config.json` beside it if present), or
-/// a `.gguf` file (the first part of a split), whose metadata is its config.
+/// `open` accepts a Hugging Face folder (`model.safetensors` or shards with an index, else
+/// `pytorch_model.bin` or its shards, as transformers prefers; plus `config.json`), a single
+/// `.safetensors` or PyTorch `.bin` file (with a `config.json` beside it if present), or a GGUF
+/// file (the first part of a split), whose metadata is its config. A file's format is read from
+/// its first bytes, not its name.
 public final class Checkpoint {
     public enum Format: String, Sendable {
         case safetensorsFile = "safetensors"
         case huggingFaceFolder = "hf-folder"
         case gguf = "gguf"
+        /// A PyTorch `.bin` file or a folder of them (read through the restricted unpickler).
+        case pytorch = "pytorch"
     }
 
     public let path: String
@@ -46,30 +50,43 @@ public final class Checkpoint {
         let folder: String
         let format: Format
         if isDir.boolValue {
-            store = try ShardedSafetensors(folder: path)
-            folder = path
-            format = .huggingFaceFolder
-        } else if path.hasSuffix(".safetensors") {
-            store = try SafetensorsFile(path: path)
-            folder = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
-            format = .safetensorsFile
-        } else if path.hasSuffix(".gguf") {
-            // A GGUF file carries its own config in its metadata.
-            let file = try GGUFFile(path: path)
-            var config: ModelConfig? = nil
-            var problem: (any Error)? = nil
-            do {
-                config = try ModelConfig.decode(gguf: file.metadata, tensors: file.tensors, file: path, override: position)
-            } catch let error as PositionSpecError {
-                throw error
-            } catch {
-                problem = error
+            func has(_ name: String) -> Bool { fm.fileExists(atPath: (path as NSString).appendingPathComponent(name)) }
+            if !has(ShardedSafetensors.indexFileName) && !has(ShardedSafetensors.singleFileName)
+                && (has(ShardedPyTorch.indexFileName) || has(ShardedPyTorch.singleFileName)) {
+                store = try ShardedPyTorch(folder: path)
+                format = .pytorch
+            } else {
+                store = try ShardedSafetensors(folder: path)
+                format = .huggingFaceFolder
             }
-            let dir = (path as NSString).deletingLastPathComponent
-            return Checkpoint(path: path, format: .gguf, store: file, folder: dir.isEmpty ? "." : dir,
-                              config: config, configProblem: problem, configPath: nil)
+            folder = path
         } else {
-            throw CheckpointError.unrecognised(path: path)
+            let parent = (path as NSString).deletingLastPathComponent
+            folder = parent.isEmpty ? "." : parent
+            switch try sniff(path) {
+            case .gguf:
+                // A GGUF file carries its own config in its metadata.
+                let file = try GGUFFile(path: path)
+                var config: ModelConfig? = nil
+                var problem: (any Error)? = nil
+                do {
+                    config = try ModelConfig.decode(gguf: file.metadata, tensors: file.tensors, file: path, override: position)
+                } catch let error as PositionSpecError {
+                    throw error
+                } catch {
+                    problem = error
+                }
+                return Checkpoint(path: path, format: .gguf, store: file, folder: folder,
+                                  config: config, configProblem: problem, configPath: nil)
+            case .pytorch:
+                store = try PyTorchFile(path: path)
+                format = .pytorch
+            case .safetensorsFile:
+                store = try SafetensorsFile(path: path)
+                format = .safetensorsFile
+            case .huggingFaceFolder:
+                throw CheckpointError.unrecognised(path: path)
+            }
         }
         let configPath = (folder as NSString).appendingPathComponent("config.json")
         var config: ModelConfig? = nil
@@ -92,6 +109,24 @@ public final class Checkpoint {
                           configProblem: problem, configPath: fm.fileExists(atPath: configPath) ? configPath : nil)
     }
 
+    /// A file's format from its first bytes: `GGUF`; a zip (`PK`, PyTorch's format since 1.6) or
+    /// a pickle (`0x80`, its legacy format); a safetensors header (an 8-byte length, then `{`).
+    /// The name decides only when the bytes say nothing (a file shorter than its magic).
+    static func sniff(_ path: String) throws -> Format {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw FileError.cannotOpen(path: path, reason: "not readable")
+        }
+        defer { try? handle.close() }
+        let head = [UInt8]((try? handle.read(upToCount: 9)) ?? Data())
+        if head.starts(with: GGUF.magic) { return .gguf }
+        if head.starts(with: [0x50, 0x4B]) || head.first == 0x80 { return .pytorch }
+        if head.count == 9 && head[8] == UInt8(ascii: "{") { return .safetensorsFile }
+        if path.hasSuffix(".gguf") { return .gguf }
+        if path.hasSuffix(".bin") || path.hasSuffix(".pt") || path.hasSuffix(".pth") { return .pytorch }
+        if path.hasSuffix(".safetensors") { return .safetensorsFile }
+        throw CheckpointError.unrecognised(path: path)
+    }
+
     /// The config, or the reason there is none, for commands that need one.
     public func requireConfig() throws -> ModelConfig {
         if let config { return config }
@@ -105,7 +140,7 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .unrecognised(let p):
-            return "\(p): not a recognised checkpoint: expected a Hugging Face folder, a .safetensors file or a .gguf file"
+            return "\(p): not a recognised checkpoint: expected a Hugging Face folder, or a safetensors, GGUF or PyTorch .bin file"
         }
     }
 }

@@ -6,6 +6,23 @@ import Testing
 @testable import Tokenizers
 
 enum ConvertFixtures {
+    /// Max |Δ logit| of `checkpoint` run by the engine against a float64 reference golden
+    /// (fixtures/engine/*/golden.safetensors: input ids, per-head λ, logits).
+    static func maxLogitError(_ checkpoint: Checkpoint, golden relative: String) throws -> Float {
+        let config = try checkpoint.requireConfig()
+        let golden = try SafetensorsFile(path: path(relative))
+        let ids = try golden.readF32("input_ids").map { Int($0) }
+        let T = try golden.info("input_ids").shape[1]
+        let tokens = (0..<(ids.count / T)).map { Array(ids[($0 * T)..<(($0 + 1) * T)]) }
+        let lambda = try golden.readF32("lambda")
+        let temps: [[Float]?] = (0..<config.layers).map { l in Array(lambda[(l * config.heads)..<((l + 1) * config.heads)]) }
+        let model = try LlamaModel(store: checkpoint.store, config: config, policy: .resident)
+        let r = try model.forward(ForwardRequest(tokens: tokens, temperatures: temps, logitPositions: Array(0..<T)))
+        let reference = try golden.readF32("logits")
+        guard r.logits.count == reference.count else { return .infinity }
+        return zip(r.logits, reference).map { abs($0 - $1) }.max() ?? .infinity
+    }
+
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("fixtures")
     static func path(_ relative: String) -> String { root.appendingPathComponent(relative).path }
@@ -86,20 +103,31 @@ enum ConvertFixtures {
         let export = try GGUFExport.plan(try Checkpoint.open(folder), type: .f32)
         if parts.count == 2 { #expect(export.architecture.name == parts[0]) }
         try GGUFWriter.write(metadata: export.metadata, tensors: export.tensors, to: gguf)
-        let checkpoint = try Checkpoint.open(gguf)
-        let config = try checkpoint.requireConfig()
-        let golden = try SafetensorsFile(path: ConvertFixtures.path("engine/\(name)/golden.safetensors"))
-        let ids = try golden.readF32("input_ids").map { Int($0) }
-        let T = try golden.info("input_ids").shape[1]
-        let tokens = (0..<(ids.count / T)).map { Array(ids[($0 * T)..<(($0 + 1) * T)]) }
-        let lambda = try golden.readF32("lambda")
-        let temps: [[Float]?] = (0..<config.layers).map { l in Array(lambda[(l * config.heads)..<((l + 1) * config.heads)]) }
-        let model = try LlamaModel(store: checkpoint.store, config: config, policy: .resident)
-        let r = try model.forward(ForwardRequest(tokens: tokens, temperatures: temps, logitPositions: Array(0..<T)))
-        let reference = try golden.readF32("logits")
-        let d = zip(r.logits, reference).map { abs($0 - $1) }.max() ?? .infinity
+        let d = try ConvertFixtures.maxLogitError(try Checkpoint.open(gguf), golden: "engine/\(name)/golden.safetensors")
         print("\(spec): GGUF forward vs reference max |Δ logit| \(d)")
-        #expect(r.logits.count == reference.count && d < 2e-4)
+        #expect(d < 2e-4)
+    }
+
+    /// A PyTorch `.bin` folder (fixtures/pytorch/hf_model: llama_mha_rope saved by torch.save,
+    /// k_proj as transposed views) opens by content, runs to the reference logits, and converts
+    /// to the same GGUF tensors as its safetensors twin.
+    @Test func pytorchFolderConvertsLikeItsSafetensorsTwin() throws {
+        let dir = try ConvertFixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let bin = try Checkpoint.open(ConvertFixtures.path("pytorch/hf_model"))
+        #expect(bin.format == .pytorch && !bin.store.mapsFiles)
+        let d = try ConvertFixtures.maxLogitError(bin, golden: "engine/llama_mha_rope/golden.safetensors")
+        #expect(d < 2e-4, "max |Δ logit| \(d)")
+        var files: [GGUFFile] = []
+        for (i, source) in [bin, try Checkpoint.open(ConvertFixtures.path("engine/llama_mha_rope"))].enumerated() {
+            let export = try GGUFExport.plan(source, type: .q8_0)
+            try GGUFWriter.write(metadata: export.metadata, tensors: export.tensors, to: dir + "/\(i).gguf")
+            files.append(try GGUFFile(path: dir + "/\(i).gguf"))
+        }
+        #expect(files[0].tensors.map(\.name) == files[1].tensors.map(\.name) && files[0].tensors.count == 21)
+        for t in files[0].tensors {
+            #expect(try files[0].withRawBytes(t.name) { Array($0) } == files[1].withRawBytes(t.name) { Array($0) }, "\(t.name)")
+        }
     }
 
     /// q8_0: the dequantised weights come back within the block format's rounding, and the

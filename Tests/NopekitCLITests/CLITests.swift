@@ -361,6 +361,11 @@ import Testing
         let refused = try CLIRunner.run(["convert", "fixtures/engine/llama_mha_rope", dir + "/r.gguf", "--position", "layers:0"])
         #expect(refused.status == 1 && refused.stderr.contains("\"layers:0\"") && refused.stderr.contains("granite"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["back", "o.gguf"])
+        // A PyTorch .bin folder converts to safetensors (the restricted unpickler reads it).
+        let fromBin = try CLIRunner.run(["convert", "fixtures/pytorch/hf_model", dir + "/from-bin"])
+        #expect(fromBin.status == 0, "\(fromBin.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/from-bin").sorted() == ["config.json", "model.safetensors"])
+        try FileManager.default.removeItem(atPath: dir + "/from-bin")
         let misplaced = try CLIRunner.run(["convert", "fixtures/organism", dir + "/x", "--type", "q8_0"])
         #expect(misplaced.status == 64 && misplaced.stderr.contains("--dtype"))
     }

@@ -40,6 +40,8 @@ good fixtures (each has ``expected/<stem>.safetensors``)
                        (every CRC field is 0).
     ``legacy.bin``     ``plain`` tensors saved with ``_use_new_zipfile_serialization=False``
                        (the pre-1.6 non-zip format; storage keys renamed k0, k1, ...).
+    ``hf_model/``      config.json + pytorch_model.bin of fixtures/engine/llama_mha_rope,
+                       every k_proj a transposed view (its oracle is that folder).
     ``sharded/``       ``pytorch_model-0000{1,2}-of-00002.bin`` and
                        ``pytorch_model.bin.index.json`` (transformers layout); the
                        oracle is ``expected/sharded.safetensors``.
@@ -407,6 +409,26 @@ def sharded(folder):
     return loaded
 
 
+def hf_model(folder):
+    """A Hugging Face model folder as older transformers saved it: config.json and
+    pytorch_model.bin, here the weights of fixtures/engine/llama_mha_rope (whose golden
+    logits come from the float64 reference), every k_proj stored as a transposed view of a
+    transposed copy (same values, strides (1, rows)) so the reader has to gather it."""
+    src = ROOT / "fixtures/engine/llama_mha_rope"
+    folder.mkdir()
+    shutil.copy(src / "config.json", folder / "config.json")
+    state = {}
+    with safetensors.safe_open(src / "model.safetensors", framework="pt") as f:
+        for name in f.keys():
+            t = f.get_tensor(name)
+            if name.endswith("k_proj.weight"):
+                t = t.t().contiguous().t()
+                assert not t.is_contiguous()
+            state[name] = t
+    torch_save(state, folder / "pytorch_model.bin")
+    return load_safely(folder / "pytorch_model.bin")
+
+
 def storage_keys(tensors):
     """Storage key of each name, as torch.save assigns them (order of first appearance)."""
     keys, seen = {}, {}
@@ -663,6 +685,10 @@ def main():
     keep("nocrc", load_safely(OUT / "nocrc.bin"))
 
     keep("sharded", sharded(OUT / "sharded"))
+    # Its oracle is fixtures/engine/llama_mha_rope itself (the same tensors, and golden logits).
+    hf_tensors = flatten(hf_model(OUT / "hf_model"))
+    with safetensors.safe_open(ROOT / "fixtures/engine/llama_mha_rope/model.safetensors", framework="pt") as f:
+        assert sorted(hf_tensors) == sorted(f.keys()) and all(torch.equal(hf_tensors[k], f.get_tensor(k)) for k in f.keys())
 
     (OUT / "bad").mkdir()
     keep("legacy", make_legacy())

@@ -96,7 +96,7 @@ public enum SafetensorsError: Error, CustomStringConvertible, Equatable {
         case .duplicateAcrossShards(let f, let n, let s):
             return "\(f): tensor '\(n)' is stored in more than one shard (\(s.joined(separator: ", ")))"
         case .noCheckpoint(let f):
-            return "\(f): no model.safetensors or model.safetensors.index.json in this folder"
+            return "\(f): no model.safetensors, model.safetensors.index.json or pytorch_model.bin in this folder"
         case .invalidIndex(let f, let d):
             return "\(f): invalid index file: \(d)"
         }
