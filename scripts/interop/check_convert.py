@@ -890,6 +890,8 @@ def fake_nopekit(argv: list[str]) -> int:
         position = "every:4" if arch == "smollm3" else spec.pattern
         write_reference_gguf(spec, arch, type_name, tmp, tokenizer_kvs(spec, breaks), position, breaks, extra)
         tmp.rename(out)
+        if "leave_tmp" in breaks:
+            Path(str(out) + ".nopekit-partial-9").write_bytes(b"x")
         return 0
     if src.suffix == ".gguf":
         return fake_to_hf(src, out, a, breaks)
@@ -985,6 +987,7 @@ def fake_to_hf(src: Path, out: Path, a, breaks) -> int:
 # ---------------------------------------------------------------------------
 
 OWNED = ["src", "gguf", "hf", "refuse", "ref"]
+PRODUCED: set[str] = set()  # outputs of successful conversions, relative to WORKDIR
 SWEEP_CASES = {"organism", "llama_gqa4_tied_bias", "kq"}
 # F16 / BF16 sources have many exact rounding ties: the block quantisers must round exactly as gguf-py
 EXTRA_TYPES = {"llama_gqa2_nope": ["q8_0", "q4_k"], "tok_spm_normalizer": ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1"],
@@ -1188,6 +1191,7 @@ def forward(r: Runner, work: Path, case: str, spec: Spec, tname: str | None, fx:
             return f"refused ({oc[2]}), exit {proc.returncode}: {err.splitlines()[-1][:140]}"
         r.check(f"convert src/{case} ({oc[2]}): written as llama.cpp does, or refused cleanly naming it", clean_refusal)
         return None
+    PRODUCED.add(str(out))
     st = {"arch": arch, "type": type_name, "tname": tname, "path": work / out, "rel": out}
     if not r.check(f"convert src/{case} {out}{' ' + ' '.join(args) if args else ''} exits 0 (arch {arch})", expect_success, proc, cmdline):
         return None
@@ -1522,6 +1526,7 @@ def backward(r: Runner, work: Path, case: str, spec: Spec, st: dict, fx: Path, t
     tag = gg.name[:-len(".gguf")] + tag_extra
     out = Path("hf") / tag
     proc, cmdline = r.run("convert", gg, out, *args)
+    PRODUCED.add(str(out))
     label = f"hf/{tag}"
     if not r.check(f"convert {gg} {out}{' ' + ' '.join(args) if args else ''} exits 0", expect_success, proc, cmdline):
         return
@@ -1828,6 +1833,15 @@ def run_checks(args) -> int:
         return f"{len(hashes)} files"
 
     r.check("sources unchanged (sha256 of every file under WORKDIR/src)", untouched)
+
+    def no_leftovers():
+        extra = sorted(f"{d}/{p.name}" for d in ("gguf", "hf", "refuse") for p in (work / d).iterdir()
+                       if f"{d}/{p.name}" not in PRODUCED)
+        if extra:
+            raise CheckFail(f"entries no conversion produced (temporaries?): {extra[:8]}")
+        return f"{len(PRODUCED)} outputs, nothing else"
+
+    r.check("WORKDIR/gguf, hf, refuse hold only the outputs of the conversions (no temporaries left)", no_leftovers)
     print(f"elapsed {time.monotonic() - t0:.1f}s")
     print(f"interop: {r.passed} passed, {r.failed} failed")
     return 0 if r.failed == 0 else 1
@@ -1857,9 +1871,9 @@ BREAKS = {
     "bos_off": ["bos/eos ids", "equal fixtures/tokenizers", "config.json fields", "llama.cpp's SPM"],
     "spm_const_scores": ["llama.cpp's SPM tokenizer"],
     "refuse_exit2": ["refused (pattern"],
-    "refuse_partial": ["refused"],
+    "refuse_partial": ["refused", "no temporaries left"],
     "refuse_no_pattern": ["refused (pattern"],
-    "accept_hybrid": ["refused (pattern"],
+    "accept_hybrid": ["refused (pattern", "no temporaries left"],
     "back_no_unpermute": ["values"],
     "back_eps_double": ["config.json fields"],
     "back_model_type": ["config.json fields"],
@@ -1867,6 +1881,7 @@ BREAKS = {
     "back_tok_ignore_merges": ["encodes and decodes like"],
     "back_shard_ignore": ["shards of"],
     "touch_source": ["sources unchanged"],
+    "leave_tmp": ["no temporaries left"],
 }
 
 
@@ -1946,6 +1961,7 @@ BREAK_CASES = {
     "back_tok_ignore_merges": "ref_bpe",
     "back_shard_ignore": "organism",
     "touch_source": "llama_mha_rope",
+    "leave_tmp": "llama_mha_rope",
 }
 
 
