@@ -37,9 +37,10 @@ def main() -> int:
             continue
         va, vb = ours.fields[k].contents(), theirs.fields[k].contents()
         if isinstance(va, list):
-            n = sum(1 for x, y in zip(va, vb) if x != y) + abs(len(va) - len(vb))
-            if n:
-                print(f"key {k}: {n} of {len(va)} entries differ (first: {[(i, x, y) for i, (x, y) in enumerate(zip(va, vb)) if x != y][:3]})")
+            n = sum(1 for x, y in zip(va, vb) if x != y)
+            if n or len(va) != len(vb):
+                print(f"key {k}: {len(va)} entries in ours, {len(vb)} in theirs; {n} of the common ones differ"
+                      f" (first: {[(i, x, y) for i, (x, y) in enumerate(zip(va, vb)) if x != y][:3]})")
         elif va != vb:
             print(f"key {k}: ours {va!r}, theirs {vb!r}")
     return 1 if differing or set(a) != set(b) else 0
