@@ -21,7 +21,8 @@ run: deps release
 
 ## test: the whole test suite: swift test (unit, golden and oracle tests; the bit-exact trainer
 ## tests in a process of their own), then the interop
-## checks in which PyPI safetensors, gguf and tokenizers read what nopekit writes.
+## checks in which PyPI safetensors, gguf and tokenizers read what nopekit writes (convert's
+## GGUF and HF folders included).
 # The engine and tokenizer targets are compiled with -O in this debug build (Package.swift).
 test: export NOPEKIT_OPTIMIZE_DEBUG = 1
 test: deps venv
@@ -33,6 +34,7 @@ test: deps venv
 	$(PY) scripts/interop/check_gguf.py --nopekit .build/debug/nopekit --workdir .build/interop-gguf
 	$(PY) scripts/interop/check_pretrain.py --nopekit .build/debug/nopekit --workdir .build/interop-pretrain
 	$(PY) scripts/interop/check_bake.py --nopekit .build/debug/nopekit --workdir .build/interop-bake
+	$(PY) scripts/interop/check_convert.py --nopekit .build/debug/nopekit --workdir .build/interop-convert
 
 ## deps: Debian packages (OpenBLAS, zlib, OpenSSL's libcrypto, pkg-config, Python venv), installed only if missing.
 deps:

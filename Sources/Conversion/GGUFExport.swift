@@ -84,6 +84,9 @@ public struct GGUFExport {
             notes += vocabulary.notes
         } else {
             metadata.append(GGUFKeyValue("tokenizer.ggml.model", .string("none")))
+            // The special ids still belong to the model (config.json's), and reading back needs them.
+            if let bos = config.bosTokenID { metadata.append(GGUFKeyValue("tokenizer.ggml.bos_token_id", .uint32(UInt32(bos)))) }
+            if let eos = config.eosTokenIDs.first { metadata.append(GGUFKeyValue("tokenizer.ggml.eos_token_id", .uint32(UInt32(eos)))) }
             notes.append("no tokenizer.json beside the weights: the GGUF has no vocabulary (llama.cpp runs it on token ids only)")
         }
         metadata.append(GGUFKeyValue(GGUF.Key.quantizationVersion, .uint32(2)))

@@ -23,8 +23,10 @@ public struct HuggingFaceExport {
         try config.check(against: file)
         let architecture = file.metadata[GGUF.Key.architecture]?.stringValue ?? ""
         let permuted = QKPermutation.applies(toGGUFArchitecture: architecture)
-        let floats = file.tensors.filter { $0.shape.count >= 2 }.compactMap(\.dtype)
-        let dtype = requested ?? (floats.first.map { [.f16, .bf16].contains($0) ? $0 : .f32 } ?? .f32)
+        // Without --dtype: F16 or BF16 when every weight is stored so, else F32 (quantised
+        // values, F32 norms and F16 fallbacks all survive F32 exactly).
+        let weightTypes = Set(file.tensors.filter { $0.shape.count >= 2 }.map(\.type))
+        let dtype = requested ?? (weightTypes.count == 1 ? weightTypes.first?.plainType.flatMap { [.f16, .bf16].contains($0) ? $0 : nil } : nil) ?? .f32
         var notes: [String] = []
         if file.tensors.contains(where: { $0.type.plainType == nil }) {
             notes.append("quantised tensors are dequantised to \(dtype.code): the values are the quantised ones, not the original weights")
@@ -41,8 +43,10 @@ public struct HuggingFaceExport {
             let target: DType = info.dtype.map { $0.isFloat ? dtype : $0 } ?? dtype
             tensors.append(try TensorTranscoder.output(info, from: file, as: .plain(target), name: role.name(.huggingFace), permutation: permutation))
         }
-        var files: [(name: String, contents: [UInt8])] = [("config.json", Array((JSONWriter.pretty(config.huggingFaceJSON(dtype: dtype)) + "\n").utf8))]
-        if let vocabulary = try GGUFVocabulary.fromGGUF(file.metadata, file: source) {
+        let vocabulary = try GGUFVocabulary.fromGGUF(file.metadata, file: source)
+        let configJSON = config.huggingFaceJSON(dtype: dtype, padTokenID: vocabulary?.padding)
+        var files: [(name: String, contents: [UInt8])] = [("config.json", Array((JSONWriter.pretty(configJSON) + "\n").utf8))]
+        if let vocabulary {
             files.append(("tokenizer.json", Array(JSONWriter.compact(try vocabulary.tokenizerJSON()).utf8)))
             files.append(("tokenizer_config.json", Array((JSONWriter.pretty(vocabulary.tokenizerConfigJSON()) + "\n").utf8)))
         } else {
@@ -57,7 +61,9 @@ extension ModelConfig {
     /// type they came as); a model with NoPE layers is `smollm3`, whose `no_rope_layers` list
     /// (1 = the layer uses RoPE) transformers honours per layer. `nopekit_position` is always
     /// written: nopekit reads it first.
-    public func huggingFaceJSON(dtype: DType) -> JSONValue {
+    /// `pad_token_id` is written even when there is none (null): transformers' SmolLM3 default
+    /// (128004) lies outside a small vocabulary and would stop the model from loading.
+    public func huggingFaceJSON(dtype: DType, padTokenID: Int?) -> JSONValue {
         let hasNoPE = positions.contains(.none)
         let type = hasNoPE ? "smollm3" : (["qwen2", "qwen3", "mistral"].contains(modelType) ? modelType : "llama")
         let classes = ["llama": "LlamaForCausalLM", "smollm3": "SmolLM3ForCausalLM", "qwen2": "Qwen2ForCausalLM",
@@ -82,6 +88,7 @@ extension ModelConfig {
             JSONMember("nopekit_position", .string(PositionSpec.describe(positions))),
         ]
         if let maxPositionEmbeddings { m.append(JSONMember("max_position_embeddings", .int(maxPositionEmbeddings))) }
+        m.append(JSONMember("pad_token_id", padTokenID.map { .int($0) } ?? .null))
         if let bosTokenID { m.append(JSONMember("bos_token_id", .int(bosTokenID))) }
         if let eos = eosTokenIDs.first { m.append(JSONMember("eos_token_id", eosTokenIDs.count == 1 ? .int(eos) : .array(eosTokenIDs.map { .int($0) }))) }
         if hasNoPE {

@@ -1691,11 +1691,41 @@ def load_tokenizer(p: Path):
         raise CheckFail(f"PyPI tokenizers rejects {p.name}: {type(e).__name__}: {e}")
 
 
+def gguf_cannot_say(src: Path):
+    """Texts whose tokenization GGUF cannot carry, as nopekit's converter announces (notes on
+    stderr; the Swift ConvertVocabularyTests hold the same rule): an added token that absorbs
+    the space beside it (lstrip/rstrip), and a Metaspace pre-tokenizer's own rule for the ▁ it
+    prepends (not before a text starting with a space or ▁, its own choice beside special
+    tokens), where llama.cpp always prepends one at the start and after a special token."""
+    tj = read_json(src / "tokenizer.json")
+    stripping = [a["content"] for a in tj.get("added_tokens", []) if a.get("lstrip") or a.get("rstrip")]
+    specials = [a["content"] for a in tj.get("added_tokens", []) if a.get("special")]
+
+    def has_type(node, name):
+        if isinstance(node, dict):
+            return node.get("type") == name or any(has_type(v, name) for v in node.values())
+        if isinstance(node, list):
+            return any(has_type(v, name) for v in node)
+        return False
+    metaspace = has_type(tj.get("pre_tokenizer"), "Metaspace") and not has_type(tj.get("normalizer"), "Prepend")
+
+    def excused(t: str) -> bool:
+        if any(s in t for s in stripping):
+            return True
+        return metaspace and (t[:1].isspace() or t.startswith("▁") or any(s in t for s in specials))
+    return excused
+
+
 def tok_round_trip(out: Path, src: Path, texts: list[str]):
     orig = load_tokenizer(src / "tokenizer.json")
     new = load_tokenizer(out / "tokenizer.json")
+    excused = gguf_cannot_say(src)
     bad = []
+    skipped = 0
     for t in texts:
+        if excused(t):
+            skipped += 1
+            continue
         for special in (False, True):
             a, b = orig.encode(t, add_special_tokens=special).ids, new.encode(t, add_special_tokens=special).ids
             if a != b:
@@ -1708,7 +1738,8 @@ def tok_round_trip(out: Path, src: Path, texts: list[str]):
                     break
     if bad:
         raise CheckFail(f"{len(bad)} of {len(texts)} texts differ: " + "; ".join(bad[:3]))
-    return f"{len(texts)} texts, vocabulary {new.get_vocab_size()} (original {orig.get_vocab_size()})"
+    return (f"{len(texts) - skipped} texts ({skipped} excused: what GGUF cannot carry), vocabulary {new.get_vocab_size()}"
+            f" (original {orig.get_vocab_size()})")
 
 
 def tok_vs_records(out: Path, records: Path):

@@ -203,7 +203,8 @@ extension ModelConfig {
         }
         // transformers' defaults: cohere2 and smollm3 tie their embeddings, llama does not.
         let tied = try r.optionalBool("tie_word_embeddings") ?? (modelType == "cohere2" || modelType == "smollm3")
-        let attentionBias = try r.optionalBool("attention_bias") ?? (modelType == "qwen2")
+        // Qwen2's q/k/v projections always have biases (transformers ignores attention_bias there).
+        let attentionBias = try modelType == "qwen2" || (r.optionalBool("attention_bias") ?? false)
         let mlpBias = try r.optionalBool("mlp_bias") ?? false
         let qkNorm = try modelType == "qwen3" || (r.optionalBool("use_qk_norm") ?? false)
 

@@ -22,6 +22,18 @@ import Testing
         #expect(rmse < 0.002)
     }
 
+    /// A tie that a fused multiply-add (or float64) rounds the other way: x·id = −4.5000002 is
+    /// −4.5 in float32, so q = trunc(4.0) = 4, where the fused value 3.99999977 gives 3. The
+    /// expected bytes are gguf.quants.quantize's (gguf 0.19.0) for the same block.
+    @Test func exactTiesRoundAsGGUFPyDoes() throws {
+        var q4 = [Float](repeating: 0, count: 32)
+        (q4[0], q4[1]) = (-0.9375, -0.52734375)
+        #expect(try Quantizers.quantize(q4, as: .q4_0) == [128, 47, 128, 132] + [UInt8](repeating: 136, count: 14))
+        var q5 = [Float](repeating: 0, count: 32)
+        (q5[0], q5[1]) = (-1.875, -1.0546875)
+        #expect(try Quantizers.quantize(q5, as: .q5_0) == [128, 47, 252, 255, 255, 255, 0, 7] + [UInt8](repeating: 0, count: 14))
+    }
+
     /// The K-quant searches must beat a naive quantiser of the same width.
     @Test func kQuantsBeatTheirSimpleCousins() throws {
         func err(_ t: GGMLType) throws -> Double {

@@ -83,8 +83,10 @@ public enum Quantizers {
         let top = (1 << bits) - 1                     // 15 or 31
         var q = [UInt8](repeating: 0, count: 32)
         for j in 0..<32 {
-            // float64 product and offset, rounded to float32, truncated (gguf-py's emulation).
-            let v = Float(Double(x[j]) * Double(id) + Double(levels) + 0.5).rounded(.towardZero)
+            // The product rounded to float32, then the offset added in float32, as gguf-py 0.19
+            // and ggml's C (without FMA contraction) do: fusing the two moves exact ties.
+            let product = x[j] * id
+            let v = (product + (levels + 0.5)).rounded(.towardZero)
             q[j] = UInt8(min(Float(top), max(0, v)))
         }
         storeHalf(d, y, 0)
