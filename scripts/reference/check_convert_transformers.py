@@ -154,15 +154,21 @@ def tokenizer_checks(r: Runner, work: Path, case: str, gguf_rel: Path, hf_rel: P
         orig = AutoTokenizer.from_pretrained(str(work / "src" / case))
         gg = state["gg"]
         bad, vs_orig_ours, vs_orig_gg = [], [], []
+        from tokenizers import Tokenizer
+        raw_original = Tokenizer.from_file(str(work / "src" / case / "tokenizer.json"))
+        # What GGUF cannot carry (announced by the converter; same rule as check_convert.py).
+        excused = cc.gguf_cannot_say(work / "src" / case)
         for t in texts:
             a, b, o = ours(t).input_ids, gg(t).input_ids, orig(t).input_ids
-            if a != b and a != o:
+            # transformers' AutoTokenizer may rebuild a tokenizer.json its own way (LlamaTokenizer
+            # swaps a legacy normaliser for Metaspace): the file itself, read by PyPI tokenizers,
+            # is the other reference.
+            if a != b and a != o and a != raw_original.encode(t).ids and not excused(t):
                 bad.append(f"{t[:40]!r}: ours {a[:8]}.. transformers-GGUF {b[:8]}.. original {o[:8]}..")
             if a != o:
                 vs_orig_ours.append(t)
             if b != o:
                 vs_orig_gg.append(t)
-        from tokenizers import Tokenizer
         raw_o, raw_n = Tokenizer.from_file(str(work / "src" / case / "tokenizer.json")), Tokenizer.from_file(str(work / hf_rel / "tokenizer.json"))
         raw_diff = [t for t in texts if raw_o.encode(t).ids != raw_n.encode(t).ids]
         r.note(f"{case}: PyPI tokenizers, rebuilt vs original tokenizer.json: {len(raw_diff)} texts differ; transformers "
@@ -175,7 +181,7 @@ def tokenizer_checks(r: Runner, work: Path, case: str, gguf_rel: Path, hf_rel: P
         return f"{len(texts)} texts"
 
     r.check(f"{case}: nopekit's rebuilt tokenizer.json == transformers' GGUF tokenizer (ids with special tokens), "
-            "except where transformers' differs from the original tokenizer.json and ours does not", same)
+            "or the original tokenizer.json read by PyPI tokenizers, except what GGUF cannot carry", same)
 
 
 def main(argv=None) -> int:
