@@ -111,11 +111,15 @@ public enum TranscodeError: Error, CustomStringConvertible, Equatable {
     case partialBlock(name: String, columns: Int, type: String)
     /// A permuted Q/K tensor's rows are not whole heads.
     case notWholeHeads(name: String, rows: Int, headDim: Int)
+    /// Packed sub-byte floats (F4, F6) asked to become another type.
+    case packedType(name: String, type: String, target: String)
 
     public var description: String {
         switch self {
         case .partialBlock(let n, let c, let t):
             return "tensor '\(n)': rows of \(c) elements are not whole \(t) blocks; choose a type whose block divides \(c)"
+        case .packedType(let n, let t, let target):
+            return "tensor '\(n)' is \(t) (packed sub-byte floats), which nopekit cannot convert to \(target); convert without --dtype to copy it unchanged"
         case .notWholeHeads(let n, let r, let e):
             return "tensor '\(n)': \(r) rows are not whole heads of \(e) rows; the config's head_dim does not fit the weights"
         }

@@ -215,6 +215,14 @@ import Testing
         #expect(type.status == 64)
     }
 
+    /// --dtype used to copy F4/F6 tensors unchanged without a word (issue 13).
+    @Test func convertRefusesToRetypePackedFloats() throws {
+        let out = NSTemporaryDirectory() + "nopekit-f4-\(UUID().uuidString).safetensors"
+        let r = try CLIRunner.run(["convert", "fixtures/safetensors/dtypes.safetensors", out, "--dtype", "f16"])
+        #expect(r.status == 1 && r.stderr.contains("F4 (packed sub-byte floats)"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: out))
+    }
+
     @Test func convertRefusesToOverwrite() throws {
         let r = try CLIRunner.run(["convert", "fixtures/safetensors/dtypes.safetensors", "fixtures/safetensors/dtypes.expected.safetensors"])
         #expect(r.status == 1 && r.stderr.contains("already exists"))

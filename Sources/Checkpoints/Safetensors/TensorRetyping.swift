@@ -17,6 +17,11 @@ public enum TensorRetyping {
 
     /// An `OutputTensor` that reads `info` from `store` when written.
     public static func output(_ info: TensorInfo, from store: any TensorStore, target: DType?) throws -> OutputTensor {
-        try TensorTranscoder.output(info, from: store, as: .plain(outputType(of: info, target: target)))
+        // Packed sub-byte floats cannot be widened; copying them under a --dtype would leave
+        // them silently in their own type.
+        if let target, let d = info.dtype, d.byteSize == nil, d != target {
+            throw TranscodeError.packedType(name: info.name, type: d.code, target: target.code)
+        }
+        return try TensorTranscoder.output(info, from: store, as: .plain(outputType(of: info, target: target)))
     }
 }
