@@ -113,11 +113,15 @@ public final class Checkpoint {
     /// a pickle (`0x80`, its legacy format); a safetensors header (an 8-byte length, then `{`).
     /// The name decides only when the bytes say nothing (a file shorter than its magic).
     static func sniff(_ path: String) throws -> Format {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw FileError.cannotOpen(path: path, reason: "not readable")
+        // Only a regular file is read here: a FIFO or a device would block or never end; the
+        // format's own reader then refuses it by name.
+        var info = stat()  // follows symbolic links (the Hugging Face cache links every file)
+        let regular = stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG
+        var head: [UInt8] = []
+        if regular, let handle = FileHandle(forReadingAtPath: path) {
+            defer { try? handle.close() }
+            head = [UInt8]((try? handle.read(upToCount: 9)) ?? Data())
         }
-        defer { try? handle.close() }
-        let head = [UInt8]((try? handle.read(upToCount: 9)) ?? Data())
         if head.starts(with: GGUF.magic) { return .gguf }
         if head.starts(with: [0x50, 0x4B]) || head.first == 0x80 { return .pytorch }
         if head.count == 9 && head[8] == UInt8(ascii: "{") { return .safetensorsFile }
