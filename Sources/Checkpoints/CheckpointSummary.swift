@@ -64,7 +64,9 @@ public struct CheckpointSummary {
         dtypes = mix.map { ($0.key, $0.value.0, $0.value.1) }.sorted { ($0.bytes, $0.type.name) > ($1.bytes, $1.type.name) }
         config = checkpoint.config
         configProblem = checkpoint.configProblem.map { "\($0)" }
-        bakeTarget = config.map { BakeTarget.of($0, store: store) }
+        bakeTarget = checkpoint.format == .pytorch
+            ? .notBakeable(reason: "nopekit reads .bin checkpoints but does not write them; convert to safetensors first (nopekit convert IN FOLDER)")
+            : config.map { BakeTarget.of($0, store: store) }
     }
 
     /// The summary as JSON (`inspect --json`); `withTensors` adds the tensor table.
