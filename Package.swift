@@ -29,17 +29,22 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CFileCopy"),
+        .systemLibrary(name: "COpenMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
+        // Splitting work across the ranks of a data-parallel job; one process by default. No MPI
+        // here: the library targets stay free of it, only the executable links it (MPIRuntime).
+        .target(name: "DataParallel"),
+        .target(name: "MPIRuntime", dependencies: ["DataParallel", "COpenMPI"]),
         .target(name: "Checkpoints", dependencies: ["CZlib", "CCrypto", "CFileCopy"]),
         .target(name: "Engine", dependencies: ["Checkpoints", "COpenBLAS"], swiftSettings: optimizedInDebug),
         .target(name: "Tokenizers", dependencies: ["Checkpoints"], swiftSettings: optimizedInDebug),
-        .target(name: "TemperatureSearch", dependencies: ["Engine", "Tokenizers", "Checkpoints"]),
+        .target(name: "TemperatureSearch", dependencies: ["Engine", "Tokenizers", "Checkpoints", "DataParallel"]),
         // Random-weight models and memory probes for `nopekit bench`: kept out of the library path.
         .target(name: "BenchSupport", dependencies: ["Engine", "Checkpoints", "Baking"]),
         .target(name: "Pretraining", dependencies: ["Engine", "Tokenizers", "Checkpoints", "Verification"]),
         // Writing patched checkpoints: file work only, no BLAS, no model run.
         .target(name: "Baking", dependencies: ["Checkpoints"]),
         // Measuring a model: perplexity, passkey retrieval, entropy, equivalence; reports and plots.
-        .target(name: "Verification", dependencies: ["Engine", "Tokenizers", "Checkpoints"]),
+        .target(name: "Verification", dependencies: ["Engine", "Tokenizers", "Checkpoints", "DataParallel"]),
         // Converting checkpoints between Hugging Face folders and llama.cpp GGUF (names, Q/K
         // permutation, metadata, vocabulary); file work only, like Baking.
         .target(name: "Conversion", dependencies: ["Checkpoints", "Tokenizers"]),
@@ -48,7 +53,7 @@ let package = Package(
         .executableTarget(
             name: "nopekit",
             dependencies: [
-                "Checkpoints", "Engine", "Tokenizers", "TemperatureSearch", "Pretraining", "Baking", "Verification", "Pipeline", "BenchSupport", "Conversion",
+                "Checkpoints", "Engine", "Tokenizers", "TemperatureSearch", "Pretraining", "Baking", "Verification", "Pipeline", "BenchSupport", "Conversion", "MPIRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints"]),

@@ -1,4 +1,5 @@
 import Checkpoints
+import DataParallel
 import Engine
 import Foundation
 
@@ -92,14 +93,21 @@ public final class HeadScaleSearch {
         let began = Date()
         let firstStep = state.step
         while state.step < last {
-            // gradient of the mean loss over `batch` sequences, one sequence at a time
+            // gradient of the mean loss over `batch` sequences, one sequence at a time; every rank
+            // draws the same sequences, computes its share, and sums all of them in sequence
+            // order, so the step is the same bits whatever the number of ranks
+            var sequences: [[Int]] = []
+            for _ in 0..<settings.batch { sequences.append(try problem.data.trainingWindow(length: problem.targetLength, &state.rng)) }
+            let scales = state.scales
+            let results = try problem.collective.map(sequences.count) { i in
+                let r = try problem.lossAndGradient(scales, sequence: sequences[i])
+                return [r.loss] + r.gradient
+            }
             var gradient = [Float](repeating: 0, count: problem.count)
             var loss = 0.0
-            for _ in 0..<settings.batch {
-                let sequence = try problem.data.trainingWindow(length: problem.targetLength, &state.rng)
-                let r = try problem.lossAndGradient(state.scales, sequence: sequence)
-                loss += Double(r.loss) / Double(settings.batch)
-                for i in gradient.indices { gradient[i] += r.gradient[i] / Float(settings.batch) }
+            for r in results {
+                loss += Double(r[0]) / Double(settings.batch)
+                for i in gradient.indices { gradient[i] += r[i + 1] / Float(settings.batch) }
             }
             state.step += 1
             let lr = AdamW.learningRate(step: state.step, o)
@@ -108,7 +116,7 @@ public final class HeadScaleSearch {
                                  learningRate: lr, decay: 0, step: state.step, o)
             for i in state.scales.indices { state.scales[i] = max(state.scales[i], settings.minScale) }  // focus constraint
             state.losses.append(loss)
-            if let statePath, state.step % settings.checkpointEvery == 0 || state.step == last {
+            if let statePath, problem.collective.isLeader, state.step % settings.checkpointEvery == 0 || state.step == last {
                 try Self.save(state, settings: settings, to: statePath)
             }
             let elapsed = Date().timeIntervalSince(began), done = state.step - firstStep

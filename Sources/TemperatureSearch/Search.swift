@@ -1,4 +1,5 @@
 import Checkpoints
+import DataParallel
 import Engine
 import Foundation
 
@@ -77,6 +78,13 @@ public enum Search {
                 }
                 state = search.initialState(problem.uniform(u.scale))
                 initDescription = .string(String(format: "uniform (%.4f)", u.scale))
+            }
+            if problem.collective.size > 1 {
+                // Every rank must start from the same state, or their sequences would differ.
+                let starts = try problem.collective.allGather([Float(state.step)] + state.scales)
+                guard starts.allSatisfy({ $0 == starts[0] }) else {
+                    throw SearchError.badSettings("the ranks start from different states: with --resume, the state file \(request.statePath ?? "") must be visible to every rank at the same path (a shared folder)")
+                }
             }
             state = try search.run(from: state, statePath: request.statePath) { p in
                 log(String(format: "step %d/%d  loss %.4f  lr %.4f  s mean %.3f min %.3f max %.3f  %.0f tok/s  ETA %@",

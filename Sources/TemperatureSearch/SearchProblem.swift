@@ -1,4 +1,5 @@
 import Checkpoints
+import DataParallel
 import Engine
 import Foundation
 
@@ -21,6 +22,9 @@ public final class SearchProblem {
     /// Activations beyond the weights may take this many bytes: the backward keeps all of
     /// them, or the attention half, or recomputes, whichever is fastest within it.
     public var activationBudget = 2 << 30
+    /// The job's ranks: held-out windows and each step's sequences are dealt out across them
+    /// (`mpirun -np N nopekit search`); one process by default.
+    public var collective: any Collective = SingleProcess()
 
     public var config: ModelConfig { model.config }
 
@@ -96,11 +100,14 @@ public final class SearchProblem {
     /// Mean next-token loss (nats) over the held-out windows of `length`, with scales `s`.
     public func heldOutLoss(_ s: [Float], length: Int) throws -> Double {
         let windows = try data.heldOutWindows(length: length, count: evalSequences)
+        // one window per item; summed in window order on every rank, as one process sums them
+        let losses = try collective.map(windows.count) { i in
+            try model.forward(ForwardRequest(tokens: [windows[i]], temperatures: scales(s).map { Optional($0) }, losses: true)).losses
+        }
         var total = 0.0, n = 0
-        for w in windows {
-            let r = try model.forward(ForwardRequest(tokens: [w], temperatures: scales(s).map { Optional($0) }, losses: true))
-            total += r.losses.reduce(0.0) { $0 + Double($1) }
-            n += r.losses.count
+        for l in losses {
+            total += l.reduce(0.0) { $0 + Double($1) }
+            n += l.count
         }
         return total / Double(max(1, n))
     }

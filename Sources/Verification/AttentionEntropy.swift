@@ -1,3 +1,4 @@
+import DataParallel
 import Engine
 import Foundation
 
@@ -22,16 +23,23 @@ public enum AttentionEntropy {
     }
 
     /// [layer][head] mean entropy (bits) over `windows` (sequences of one length).
-    public static func measure(_ model: LlamaModel, windows: [[Int]], temperatures: [[Float]?]? = nil) throws -> [[Double]] {
+    public static func measure(_ model: LlamaModel, windows: [[Int]], temperatures: [[Float]?]? = nil,
+                               collective: any Collective = SingleProcess()) throws -> [[Double]] {
         guard let T = windows.first?.count else { return [] }
         let c = model.config
         var total = Array(repeating: Array(repeating: 0.0, count: c.heads), count: c.layers)
         let perBatch = max(1, 8192 / T)
-        for start in stride(from: 0, to: windows.count, by: perBatch) {
-            let batch = Array(windows[start..<min(windows.count, start + perBatch)])
+        let starts = Array(stride(from: 0, to: windows.count, by: perBatch))
+        // each batch's [layer][head] means travel as Double bits, summed in batch order
+        let perBatchMeans = try collective.map(starts.count) { b in
+            let batch = Array(windows[starts[b]..<min(windows.count, starts[b] + perBatch)])
             let out = try model.forward(ForwardRequest(tokens: batch, temperatures: temperatures, entropy: true))
-            let means = meanPerHead(out.entropy, layers: c.layers, sequences: batch.count, heads: c.heads, length: T)
-            for l in 0..<c.layers { for h in 0..<c.heads { total[l][h] += means[l][h] * Double(batch.count) } }
+            return FloatBits.encode(meanPerHead(out.entropy, layers: c.layers, sequences: batch.count, heads: c.heads, length: T).flatMap { $0 })
+        }
+        for (b, bits) in perBatchMeans.enumerated() {
+            let means = FloatBits.decode(bits)
+            let count = Double(min(windows.count, starts[b] + perBatch) - starts[b])
+            for l in 0..<c.layers { for h in 0..<c.heads { total[l][h] += means[l * c.heads + h] * count } }
         }
         return total.map { $0.map { $0 / Double(windows.count) } }
     }

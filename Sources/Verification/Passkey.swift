@@ -1,4 +1,5 @@
 import Checkpoints
+import DataParallel
 import Engine
 import Foundation
 import Tokenizers
@@ -99,24 +100,27 @@ public struct PasskeyRun {
         self.temperatures = temperatures
     }
 
-    public func run(_ prompts: [PasskeyPrompt], progress: (Int) throws -> Void = { _ in }) throws -> [PasskeyOutcome] {
+    /// Prompts are dealt out across `collective`'s ranks; the generated ids (exact as Float
+    /// below 2^24) come back to every rank in prompt order.
+    public func run(_ prompts: [PasskeyPrompt], collective: any Collective = SingleProcess(),
+                    progress: (Int) throws -> Void = { _ in }) throws -> [PasskeyOutcome] {
         let capacity = prompts.map { $0.tokens.count + $0.answer.count }.max() ?? 0
         let cache = model.makeCache(capacity: capacity)
-        var outcomes: [PasskeyOutcome] = []
-        for (i, p) in prompts.enumerated() {
+        let generated = try collective.map(prompts.count) { i in
+            let p = prompts[i]
             cache.reset()
             var logits = try model.decode([p.tokens], cache: cache, temperatures: temperatures)
-            var generated: [Int] = []
+            var ids: [Float] = []
             for (j, expected) in p.answer.enumerated() {
                 let next = greedyToken(logits)
-                generated.append(next)
+                ids.append(Float(next))
                 if next != expected || j == p.answer.count - 1 { break }
                 logits = try model.decode([[next]], cache: cache, temperatures: temperatures)
             }
-            outcomes.append(PasskeyOutcome(prompt: p, generated: generated))
             try progress(i + 1)
+            return ids
         }
-        return outcomes
+        return zip(prompts, generated).map { PasskeyOutcome(prompt: $0, generated: $1.map { Int($0) }) }
     }
 
 }

@@ -1,3 +1,4 @@
+import DataParallel
 import Engine
 import Foundation
 
@@ -54,6 +55,8 @@ public struct Perplexity {
     public var temperatures: [[Float]?]?
     /// Windows run together in one forward (all of the same length).
     public var batchTokens = 8192
+    /// The job's ranks: batches are dealt out across them (`mpirun -np N nopekit verify`).
+    public var collective: any Collective = SingleProcess()
 
     public init(model: LlamaModel, temperatures: [[Float]?]? = nil) {
         self.model = model
@@ -84,19 +87,20 @@ public struct Perplexity {
                         maxTokens: Int = .max, progress: (Int) -> Void = { _ in }) throws -> PerplexityResult {
         let (windows, scored) = Self.windows(method, stream: stream, length: length, stride: stride, bos: bos)
         guard !windows.isEmpty else { throw VerificationError.notEnoughData(needed: length + 1, have: stream.count) }
-        var tally = LossTally(), used = 0
+        // Whole windows only, as many as the budget needs, in batches of `perBatch`: planned up
+        // front, so the ranks of a data-parallel job run exactly the batches one process would.
         let perBatch = max(1, batchTokens / length)
-        while used < windows.count && tally.count < maxTokens {
-            // whole windows only, as many as the budget still needs
-            let remaining = maxTokens - tally.count
-            let needed = remaining / scored.count + (remaining % scored.count == 0 ? 0 : 1)
-            let batch = Array(windows[used..<min(windows.count, used + min(perBatch, needed))])
+        let budget = maxTokens <= 0 ? 0 : maxTokens / scored.count + (maxTokens % scored.count == 0 ? 0 : 1)
+        let used = min(windows.count, budget)
+        let batches = Swift.stride(from: 0, to: used, by: perBatch).map { $0..<min(used, $0 + perBatch) }
+        let scoredLosses = try collective.map(batches.count) { b in
+            let batch = Array(windows[batches[b]])
             let losses = try model.forward(ForwardRequest(tokens: batch, temperatures: temperatures, losses: true)).losses
-            for b in batch.indices {
-                let row = b * (length - 1)
-                tally.add(losses[(row + scored.lowerBound)..<(row + scored.upperBound)])
-            }
-            used += batch.count
+            return batch.indices.flatMap { w in losses[(w * (length - 1) + scored.lowerBound)..<(w * (length - 1) + scored.upperBound)] }
+        }
+        var tally = LossTally()
+        for losses in scoredLosses {
+            tally.add(losses[...])
             progress(tally.count)
         }
         return PerplexityResult(method: method, length: length, windows: used, tokens: tally.count, meanLoss: tally.mean,

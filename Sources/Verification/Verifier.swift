@@ -1,4 +1,5 @@
 import Checkpoints
+import DataParallel
 import Engine
 import Foundation
 import Tokenizers
@@ -60,6 +61,9 @@ public struct Verifier {
     public let stream: [Int]
     public let bos: Int?
     public let prompts: [PasskeyPrompt]
+    /// The job's ranks (`mpirun -np N nopekit verify`): every measurement deals its windows or
+    /// prompts out across them; the result is the same as one process's.
+    public var collective: any Collective = SingleProcess()
 
     /// `stream`: the evaluation tokens (no special tokens). The passkey prompts are built once
     /// with `tokenizer` and `template` when the plan has a grid.
@@ -88,6 +92,7 @@ public struct Verifier {
         var m = Measurements(label: subject.label, source: subject.source)
         var perplexity = Perplexity(model: subject.model, temperatures: subject.temperatures)
         perplexity.batchTokens = 8192
+        perplexity.collective = collective
         for length in plan.lengths {
             for method in plan.protocols {
                 try step("\(subject.label): perplexity at \(length) (\(method.rawValue))")
@@ -97,12 +102,12 @@ public struct Verifier {
             if let count = plan.entropyWindows {
                 try step("\(subject.label): entropy at \(length)")
                 let windows = Array(Perplexity.windows(.chunks, stream: stream, length: length, bos: bos).windows.prefix(count))
-                m.entropy.append((length, try AttentionEntropy.measure(subject.model, windows: windows, temperatures: subject.temperatures)))
+                m.entropy.append((length, try AttentionEntropy.measure(subject.model, windows: windows, temperatures: subject.temperatures, collective: collective)))
             }
         }
         if let grid = plan.passkey {
             try step("\(subject.label): passkey, \(prompts.count) prompts")
-            m.passkeyOutcomes = try PasskeyRun(model: subject.model, temperatures: subject.temperatures).run(prompts) { _ in
+            m.passkeyOutcomes = try PasskeyRun(model: subject.model, temperatures: subject.temperatures).run(prompts, collective: collective) { _ in
                 try Interruption.check(subject.source)
             }
             m.passkey = PasskeyAccuracy(m.passkeyOutcomes, lengths: grid.lengths)

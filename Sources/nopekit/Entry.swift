@@ -1,8 +1,10 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import ArgumentParser
 import Checkpoints
 import Foundation
+import MPIRuntime
 
 /// Process entry: fix the OpenBLAS kernel choice first (it can only be changed before the
 /// library loads, i.e. by re-executing), then parse the command line and run it.
@@ -11,8 +13,13 @@ enum Entry {
     static func main() {
         BLASStartup.run(arguments: CommandLine.arguments)
         do {
+            Job.collective = try MPICollective.start()
             var command = try Nopekit.parseAsRoot()
+            if Job.collective.size > 1 && !Job.runsDistributed(command) {
+                throw ValidationError("only search and verify run across MPI ranks; run this command without mpirun (or with -np 1)")
+            }
             try command.run()
+            (Job.collective as? MPICollective)?.finish()
         } catch let error as FileError {
             if case .interrupted = error {
                 // Ctrl-C / SIGTERM: the writer stopped and removed its partial output.
@@ -32,6 +39,8 @@ enum Entry {
         let code = Nopekit.exitCode(for: error)
         if code == .success { Nopekit.exit(withError: error) }   // --help, --version: printed as the parser does
         let message = Terminal.printableKeepingLines(Nopekit.fullMessage(for: error))
+        // One failing rank of several ends the job, so no other rank waits in a collective.
+        if Job.collective.size > 1 { Job.collective.abort(message: message) }
         FileHandle.standardError.write(Data((message.hasSuffix("\n") ? message : message + "\n").utf8))
         exit(code.rawValue)
     }

@@ -10,7 +10,11 @@ enum Terminal {
     static let isTTY = isatty(2) != 0
     static let useColor = isTTY && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
 
-    static func info(_ text: String) { FileHandle.standardError.write(Data((text + "\n").utf8)) }
+    /// Rank 0 of a data-parallel job speaks for it; the other ranks print nothing but errors.
+    static func info(_ text: String) {
+        guard Job.isLeader else { return }
+        FileHandle.standardError.write(Data((text + "\n").utf8))
+    }
 
     static func note(_ text: String) { info("note: \(text)") }
 
@@ -21,6 +25,7 @@ enum Terminal {
 
     /// Writes machine output (JSON, tables meant for piping) to stdout.
     static func output(_ text: String) {
+        guard Job.isLeader else { return }
         FileHandle.standardOutput.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
     }
 
@@ -62,7 +67,7 @@ final class Progress {
     init(_ label: String) { self.label = label }
 
     func update(_ done: Int, _ total: Int) {
-        guard Terminal.isTTY, total > 0 else { return }
+        guard Terminal.isTTY, total > 0, Job.isLeader else { return }
         let now = Date()
         guard done == total || now.timeIntervalSince(lastDraw) >= 0.1 else { return }
         lastDraw = now

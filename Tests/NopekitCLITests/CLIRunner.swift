@@ -23,9 +23,10 @@ struct CLIRunner {
     /// fixed environment (no colour, 80 columns) and `nil` values remove variables.
     /// With `timeout`, the process is killed (SIGKILL, status 9) if it runs longer: a test of
     /// "must not hang" then fails instead of hanging the suite.
-    static func run(_ arguments: [String], environment: [String: String?] = [:], timeout: Double? = nil) throws -> Result {
+    static func run(_ arguments: [String], environment: [String: String?] = [:], timeout: Double? = nil,
+                    executable: URL? = nil) throws -> Result {
         let process = Process()
-        process.executableURL = binary
+        process.executableURL = executable ?? binary
         process.arguments = arguments
         process.currentDirectoryURL = root
         var env = ProcessInfo.processInfo.environment

@@ -108,6 +108,7 @@ struct SearchCommand: ParsableCommand {
         let data = try CalibrationData.load(self.data, tokenizer: opened.tokenizer, bos: opened.bos)
         let problem = try SearchProblem(model: opened.model, data: data, searchedLayers: searched, granularity: level,
                                         targetLength: targetLength, trainingLength: training, evalSequences: evalSequences)
+        problem.collective = Job.collective
         var request = Search.Request()
         request.method = Search.Method(rawValue: method)!
         if request.method == .entropy {
@@ -127,6 +128,7 @@ struct SearchCommand: ParsableCommand {
         request.source = checkpoint.path
         request.sourceSHA256 = try SHA256.checkpoint(files: checkpoint.store.tensors.map(\.file))
         let table = try Search.run(problem, request) { Terminal.info($0) }
+        guard Job.isLeader else { return }   // every rank holds the same table; rank 0 writes it
         try AtomicOutput.write(Array((JSONWriter.pretty(table.json, sortKeys: false) + "\n").utf8), to: out, replacing: resume)
         try? FileManager.default.removeItem(atPath: request.statePath!)
         Terminal.info("wrote \(out)")

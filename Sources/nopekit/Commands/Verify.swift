@@ -116,7 +116,8 @@ struct Verify: ParsableCommand {
         let plan = try verify.plan(training: trainingLength ?? patched.config.maxPositionEmbeddings ?? table?.trainingLength)
         let (template, templateSource) = try PasskeyTemplate.resolve(explicit: verify.passkeyPrompt, modelFolder: patched.companionFolder)
         let (stream, _) = try TokenStream.read(data, tokenizer: patched.tokenizer)
-        let verifier = try Verifier(plan: plan, stream: stream, bos: patched.bos, tokenizer: patched.tokenizer, template: template)
+        var verifier = try Verifier(plan: plan, stream: stream, bos: patched.bos, tokenizer: patched.tokenizer, template: template)
+        verifier.collective = Job.collective
 
         var subjects: [Subject] = []
         var equivalence: EquivalenceResult? = nil
@@ -140,7 +141,8 @@ struct Verify: ParsableCommand {
         for s in subjects { results.append(try verifier.measure(s) { Terminal.info($0) }) }
         let report = VerificationReport(plan: plan, subjects: results, equivalence: equivalence, table: table,
                                         data: data, passkeyTemplate: templateSource)
-        try VerifyPrinter.finish(report, reportFolder: self.report, json: output.json)
+        // every rank holds the same report; rank 0 writes and prints it
+        if Job.isLeader { try VerifyPrinter.finish(report, reportFolder: self.report, json: output.json) }
         if let e = equivalence, !e.passed { throw VerificationError.notEquivalent(e.summary) }
     }
 }
