@@ -46,14 +46,19 @@ enum Terminal {
     /// Left-aligned text columns, right-aligned where `rightAligned` says.
     static func table(_ rows: [[String]], header: [String], rightAligned: Set<Int> = []) -> String {
         let all = [header] + rows
-        let widths = header.indices.map { c in all.map { $0[c].count }.max() ?? 0 }
-        func line(_ row: [String]) -> String {
-            row.enumerated().map { c, cell in
-                let pad = String(repeating: " ", count: widths[c] - cell.count)
+        // Widths in Characters, each counted once; trailing blanks trimmed by hand (a regex
+        // `\s+$` over a 600 KB cell took minutes: issue 13).
+        let counts = all.map { $0.map(\.count) }
+        let widths = header.indices.map { c in counts.map { $0[c] }.max() ?? 0 }
+        func line(_ row: [String], _ count: [Int]) -> String {
+            var text = row.enumerated().map { c, cell in
+                let pad = String(repeating: " ", count: widths[c] - count[c])
                 return rightAligned.contains(c) ? pad + cell : cell + pad
-            }.joined(separator: "  ").replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
+            }.joined(separator: "  ")
+            while let last = text.unicodeScalars.last, last == " " || last == "\t" { text.unicodeScalars.removeLast() }
+            return text
         }
-        return ([line(header)] + rows.map(line)).joined(separator: "\n")
+        return zip(all, counts).map(line).joined(separator: "\n")
     }
 }
 
