@@ -357,6 +357,8 @@ import Testing
         #expect(split.status == 0, "\(split.stderr)")
         let parts = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
         #expect(parts.count > 2 && parts[0].hasSuffix("-00001-of-0000\(parts.count).gguf"))
+        // The message names the parts written, not the requested name (issue 13).
+        #expect(split.stderr.contains("wrote \(parts.count) parts, \(dir)/\(parts[0]) … \(parts.last!)"), "\(split.stderr)")
         let merged = try CLIRunner.run(["convert", dir + "/" + parts[0], dir + "/merged.gguf"])
         #expect(merged.status == 0, "\(merged.stderr)")
         // Metadata, tensor infos and data are identical to the source: the bytes are.

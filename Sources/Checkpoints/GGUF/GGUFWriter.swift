@@ -99,9 +99,11 @@ public enum GGUFWriter {
     /// alongside): the first part's header is written with the placeholder values in `metadata`
     /// and rewritten in place before anything is published; each value must keep its
     /// placeholder's encoded length.
+    /// Returns the paths written: `path`, or the parts of a split.
+    @discardableResult
     public static func write(metadata: [GGUFKeyValue], tensors: [OutputTensor], to path: String,
                              maxShardBytes: Int? = nil, groups: [Int]? = nil, late: (() throws -> [GGUFKeyValue])? = nil,
-                             progress: ((Int, Int) -> Void)? = nil) throws {
+                             progress: ((Int, Int) -> Void)? = nil) throws -> [String] {
         let parts = try plan(metadata: metadata, tensors: tensors, to: path, maxShardBytes: maxShardBytes, groups: groups)
         let alignment = metadata[GGUF.Key.alignment]?.intValue ?? GGUF.defaultAlignment
         let outputs = try parts.map { try AtomicOutput(finalPath: $0.path, kind: .file) }
@@ -131,6 +133,7 @@ public enum GGUFWriter {
             try file.finish()
         }
         for output in outputs { try output.commit() }
+        return parts.map(\.path)
     }
 
     /// Header, metadata, tensor infos and the padding up to the data section.

@@ -99,9 +99,9 @@ struct Convert: ParsableCommand {
                 .map { "\($0.key) = \($0.value.summary())" }.joined(separator: "\n"))
             return
         }
-        try GGUFWriter.write(metadata: plan.metadata, tensors: plan.tensors, to: output,
-                             maxShardBytes: maxShardSize.flatMap(ByteSize.parse), progress: Progress("converting").update)
-        Terminal.info("wrote \(output): \(plan.architecture.name), \(plan.tensors.count) tensors, \(ByteSize.format(total))")
+        let paths = try GGUFWriter.write(metadata: plan.metadata, tensors: plan.tensors, to: output,
+                                         maxShardBytes: maxShardSize.flatMap(ByteSize.parse), progress: Progress("converting").update)
+        Terminal.info("wrote \(Self.describe(paths)): \(plan.architecture.name), \(plan.tensors.count) tensors, \(ByteSize.format(total))")
     }
 
     /// GGUF → Hugging Face folder.
@@ -162,9 +162,15 @@ struct Convert: ParsableCommand {
         let source = try GGUFFile(path: input)
         let tensors = source.tensors.map { OutputTensor.copy($0, from: source) }
         let progress = Progress("rewriting")
-        try GGUFWriter.write(metadata: source.metadata, tensors: tensors, to: output,
-                             maxShardBytes: maxShardSize.flatMap(ByteSize.parse), progress: progress.update)
-        Terminal.info("wrote \(output): \(tensors.count) tensors, \(ByteSize.format(tensors.reduce(0) { $0 + $1.byteCount }))")
+        let paths = try GGUFWriter.write(metadata: source.metadata, tensors: tensors, to: output,
+                                         maxShardBytes: maxShardSize.flatMap(ByteSize.parse), progress: progress.update)
+        Terminal.info("wrote \(Self.describe(paths)): \(tensors.count) tensors, \(ByteSize.format(tensors.reduce(0) { $0 + $1.byteCount }))")
+    }
+
+    /// The file written, or a split's parts by name ("3 parts, q-00001-of-00003.gguf … q-00003-of-00003.gguf").
+    static func describe(_ paths: [String]) -> String {
+        guard paths.count > 1, let first = paths.first, let last = paths.last else { return paths.first ?? "" }
+        return "\(paths.count) parts, \(first) … \((last as NSString).lastPathComponent)"
     }
 
     /// config.json (with the new dtype) and tokenizer files from the source folder.
