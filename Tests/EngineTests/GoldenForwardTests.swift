@@ -53,7 +53,7 @@ import Testing
 
     /// λ = 1 everywhere must give exactly what no temperature gives.
     @Test func unitTemperaturesAreBitIdentical() throws {
-        guard let name = Self.cases.first else { return }
+        let name = try #require(Self.cases.first, "no golden cases found")
         let checkpoint = try Checkpoint.open(Self.root.appendingPathComponent(name).path)
         let config = try checkpoint.requireConfig()
         let model = try LlamaModel(store: checkpoint.store, config: config, policy: .resident)

@@ -78,7 +78,7 @@ enum TokenizerFixtures {
     @Test(arguments: ["unigram", "wordpiece"])
     func refusesOtherModelKindsByName(_ name: String) throws {
         let path = TokenizerFixtures.path(name)
-        guard FileManager.default.fileExists(atPath: path) else { return }
+        #expect(FileManager.default.fileExists(atPath: path), "fixture \(name) is missing")
         do {
             _ = try Tokenizer.load(path)
             Issue.record("\(name) was accepted")
