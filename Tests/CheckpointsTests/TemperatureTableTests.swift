@@ -42,4 +42,28 @@ import Testing
         t.scales[0] = [1, 1, 1]
         #expect(t.isIdentity)
     }
+
+    /// The written form is pinned byte for byte (a round trip through our own reader and writer
+    /// alone would accept any change to both; issue 13).
+    @Test func writesTheDocumentedFormat() throws {
+        let t = try TemperatureTable.decode(try JSONReader.parse(Self.text), file: "t.json")
+        #expect(JSONWriter.compact(t.json) == #"{"format":"nopekit.temperatures/1","method":"headscale","model":{"architecture":"llama","layers":2,"heads":3,"head_dim":8,"source":"tiny"},"training_length":256,"target_length":1024,"scales":[[1.5,1.0,2.25],null],"search":{"steps":10}}"#)
+    }
+
+    /// A table is checked against the model it is applied to: layers, heads and head size.
+    @Test func checksTheModelItIsAppliedTo() throws {
+        let t = try TemperatureTable.decode(try JSONReader.parse(Self.text), file: "t.json")
+        func config(layers: Int, heads: Int, headDim: Int) throws -> ModelConfig {
+            try ModelConfig.decode(try JSONReader.parse("""
+                {"model_type": "llama", "hidden_size": \(heads * headDim), "num_hidden_layers": \(layers),
+                 "num_attention_heads": \(heads), "head_dim": \(headDim), "intermediate_size": 64, "vocab_size": 32}
+                """), file: "config.json")
+        }
+        try t.check(against: try config(layers: 2, heads: 3, headDim: 8), file: "t.json")
+        for (l, h, e) in [(3, 3, 8), (2, 4, 8), (2, 3, 16)] {
+            #expect(throws: TemperatureTableError.mismatch(file: "t.json", detail: "table is for 2 layers × 3 heads of 8, the model has \(l) × \(h) of \(e)")) {
+                try t.check(against: try config(layers: l, heads: h, headDim: e), file: "t.json")
+            }
+        }
+    }
 }
