@@ -36,12 +36,13 @@ test: deps venv
 	$(PY) scripts/interop/check_bake.py --nopekit .build/debug/nopekit --workdir .build/interop-bake
 	$(PY) scripts/interop/check_convert.py --nopekit .build/debug/nopekit --workdir .build/interop-convert
 
-## deps: Debian packages (OpenBLAS, zlib, OpenSSL's libcrypto, Open MPI, pkg-config, Python venv), installed only if missing.
+## deps: Debian packages (OpenBLAS, zlib, OpenSSL's libcrypto, Open MPI, pkg-config, Python venv, GNU time for the
+## resource-limit tests), installed only if missing.
 deps:
-	@if ! pkg-config --exists openblas zlib libcrypto ompi-c 2>/dev/null || ! command -v mpirun >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then \
-		echo "installing system packages: libopenblas-dev zlib1g-dev libssl-dev libopenmpi-dev openmpi-bin pkg-config python3-venv"; \
+	@if ! pkg-config --exists openblas zlib libcrypto ompi-c 2>/dev/null || ! command -v mpirun >/dev/null || [ ! -x /usr/bin/time ] || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then \
+		echo "installing system packages: libopenblas-dev zlib1g-dev libssl-dev libopenmpi-dev openmpi-bin pkg-config python3-venv time"; \
 		$(SUDO) apt-get update -qq && \
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas-dev zlib1g-dev libssl-dev libopenmpi-dev openmpi-bin pkg-config python3-venv; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas-dev zlib1g-dev libssl-dev libopenmpi-dev openmpi-bin pkg-config python3-venv time; \
 	fi
 
 ## venv: the Python oracles (PyPI safetensors, gguf, numpy, ml_dtypes) in .venv.

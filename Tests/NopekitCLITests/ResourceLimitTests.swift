@@ -1,0 +1,48 @@
+import Foundation
+import Testing
+
+/// A tiny file that claims huge sizes is refused before anything is allocated from the claim:
+/// exit 1, well under a second, peak RSS under 50 MB (issue 13). Peak RSS is GNU time's `%M`
+/// of the child alone (`make deps` installs it).
+@Suite(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/time"), "needs GNU time (make deps installs it)"))
+struct ResourceLimitTests {
+    static func gguf(tensors: UInt64, kvCount: UInt64? = nil, _ kvs: [(String, UInt32, [UInt8])] = []) -> [UInt8] {
+        func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.littleEndian, Array.init) }
+        var b = Array("GGUF".utf8) + le(UInt32(3)) + le(tensors) + le(kvCount ?? UInt64(kvs.count))
+        for (k, t, v) in kvs { b += le(UInt64(k.utf8.count)) + Array(k.utf8) + le(t) + v }
+        return b
+    }
+
+    static func safetensors(header: [UInt8], claimedLength: UInt64? = nil) -> [UInt8] {
+        withUnsafeBytes(of: (claimedLength ?? UInt64(header.count)).littleEndian, Array.init) + header
+    }
+
+    static func le64(_ v: UInt64) -> [UInt8] { withUnsafeBytes(of: v.littleEndian, Array.init) }
+
+    static let cases: [(String, [UInt8])] = [
+        ("tensors.gguf", gguf(tensors: 1 << 62)),                                                   // 2^62 tensors
+        ("kvs.gguf", gguf(tensors: 0, kvCount: 1 << 62)),                                           // 2^62 metadata entries
+        ("array.gguf", gguf(tensors: 0, [("a", 9, [0, 0, 0, 0] + le64(1_000_000_000_000))])),      // a 10^12-element array
+        ("string.gguf", gguf(tensors: 0, [("a", 8, le64(1 << 60))])),                               // a 2^60-byte string
+        ("tera.safetensors", safetensors(header: Array(#"{"w":{"dtype":"F32","shape":[1000000,1000000],"data_offsets":[0,4]}}    "#.utf8) + [0, 0, 0, 0])),
+        ("header.safetensors", safetensors(header: Array("{}".utf8), claimedLength: 1 << 60)),     // a 2^60-byte header
+        ("deep.safetensors", safetensors(header: [UInt8](repeating: UInt8(ascii: "["), count: 200_000))),  // nesting
+    ]
+
+    @Test(arguments: cases.map(\.0))
+    func hugeClaimsAreRefusedCheaply(_ name: String) throws {
+        let dir = NSTemporaryDirectory() + "nopekit-limits-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let bytes = Self.cases.first { $0.0 == name }!.1
+        try Data(bytes).write(to: URL(fileURLWithPath: dir + "/" + name))
+        let started = Date()
+        let r = try CLIRunner.run(["-f", "%M", "-o", dir + "/rss.txt", CLIRunner.binary.path, "inspect", dir + "/" + name],
+                                  timeout: 30, executable: URL(fileURLWithPath: "/usr/bin/time"))
+        let seconds = Date().timeIntervalSince(started)
+        let peakKB = Int(try String(contentsOfFile: dir + "/rss.txt", encoding: .utf8).split(separator: "\n").last ?? "") ?? .max
+        #expect(r.status == 1 && r.stderr.contains(name), "\(name): \(r.status) \(r.stderr.prefix(300))")
+        #expect(peakKB < 50 * 1024, "\(name): peak RSS \(peakKB) KB")
+        #expect(seconds < 5, "\(name): \(seconds) s")   // well under a second alone; slack for a busy test machine
+    }
+}
