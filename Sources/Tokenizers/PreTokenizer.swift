@@ -95,11 +95,47 @@ enum SplitPattern {
     /// HF compiles these patterns with Oniguruma, whose `\s` is Unicode White_Space (it includes
     /// U+000B and U+0085, which ICU's `\s` does not), so `\s`/`\S` become the property.
     init(regex: String, file: String) throws {
+        if let group = Self.nestedQuantifier(in: regex) {
+            throw TokenizerError.unsupported(file: file, component: "regex \(regex)",
+                                             detail: "the group \(group) repeats something that itself repeats, which can take exponential time on a short text (catastrophic backtracking); no real tokenizer needs that")
+        }
         let rewritten = regex.replacingOccurrences(of: #"\s"#, with: #"\p{White_Space}"#)
             .replacingOccurrences(of: #"\S"#, with: #"\P{White_Space}"#)
         do { self = .regex(try NSRegularExpression(pattern: rewritten)) } catch {
             throw TokenizerError.unsupported(file: file, component: "regex \(regex)", detail: "ICU cannot compile it")
         }
+    }
+
+    /// The first group that contains a repetition and is itself repeated (`(a+)+`, `(a*)*`,
+    /// `(?:x+y?){2,}`), the shape behind catastrophic backtracking: a backtracking engine tries
+    /// every way of splitting the text between the two repetitions. ICU has no time limit
+    /// through Foundation, so such patterns are refused when the tokenizer loads.
+    static func nestedQuantifier(in regex: String) -> String? {
+        let chars = Array(regex)
+        var stack: [(start: Int, repeats: Bool)] = []
+        var inClass = false
+        var i = 0
+        func isQuantifier(at j: Int) -> Bool {
+            guard j < chars.count else { return false }
+            return chars[j] == "+" || chars[j] == "*" || (chars[j] == "{" && chars[j...].prefix(while: { $0 != "}" }).contains(","))
+        }
+        while i < chars.count {
+            let c = chars[i]
+            if c == "\\" { i += 2; continue }
+            if inClass { if c == "]" { inClass = false }; i += 1; continue }
+            switch c {
+            case "[": inClass = true
+            case "(": stack.append((i, false))
+            case ")":
+                guard let group = stack.popLast() else { break }
+                if group.repeats && isQuantifier(at: i + 1) { return String(chars[group.start...i]) + String(chars[i + 1]) }
+                if group.repeats || isQuantifier(at: i + 1) { if !stack.isEmpty { stack[stack.count - 1].repeats = true } }
+            default:
+                if isQuantifier(at: i), !stack.isEmpty { stack[stack.count - 1].repeats = true }
+            }
+            i += 1
+        }
+        return nil
     }
 
     /// Ranges (in `text`, scalar-aligned) of the non-empty matches.

@@ -177,3 +177,19 @@ enum TokenizerFixtures {
         #expect(t.vocabularySize == 3)
     }
 }
+
+/// A Split regex that repeats a repetition (`(a+)+$`) took 5.6 s on 31 characters; such
+/// patterns are refused when the tokenizer loads (issue 13), and the real ones still load.
+@Suite struct RegexBoundTests {
+    @Test(arguments: ["(a+)+$", "(a*)*b", "(?:x+y?){2,}", "((ab)+c)+"])
+    func nestedRepetitionsAreRefused(_ pattern: String) {
+        #expect(SplitPattern.nestedQuantifier(in: pattern) != nil, "\(pattern)")
+        #expect(throws: TokenizerError.self) { _ = try SplitPattern(regex: pattern, file: "tokenizer.json") }
+    }
+
+    @Test func realPatternsPass() {
+        for p in [PreTokenizer.gpt2Pattern, Tokenizer.llama3Pattern, #"(?i:'s|'t)|\p{N}{1,3}|[a+]+|\(+"#, "(ab)+c+", "(a)(b+)"] {
+            #expect(SplitPattern.nestedQuantifier(in: p) == nil, "\(p)")
+        }
+    }
+}
