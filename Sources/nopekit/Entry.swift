@@ -12,6 +12,9 @@ import MPIRuntime
 enum Entry {
     static func main() {
         BLASStartup.run(arguments: CommandLine.arguments)
+        // A file-size limit (ulimit -f) then fails the write with EFBIG, which the writers
+        // report and clean up after, instead of killing the process mid-file.
+        signal(SIGXFSZ, SIG_IGN)
         do {
             Job.collective = try MPICollective.start()
             var command = try Nopekit.parseAsRoot()

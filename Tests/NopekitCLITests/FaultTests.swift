@@ -71,4 +71,19 @@ import Testing
         }
         #expect(try scales("whole.temps.json") == scales("resumed.temps.json"))
     }
+
+    /// A full disk or a file-size limit (here `ulimit -f`, which nopekit turns from a fatal
+    /// SIGXFSZ into a failed write) gives an error naming the output, exit 1, and nothing
+    /// left behind (issue 13).
+    @Test(arguments: [["convert", "fixtures/organism", "OUT", "--dtype", "bf16"], ["convert", "fixtures/organism", "OUT.gguf", "--type", "q8_0"]])
+    func fileSizeLimitFailsCleanly(_ template: [String]) throws {
+        let dir = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let arguments = template.map { $0.replacingOccurrences(of: "OUT", with: dir + "/out") }
+        let r = try CLIRunner.run(["-c", "ulimit -f 512; exec \"$0\" \"$@\"", CLIRunner.binary.path] + arguments,
+                                  timeout: 60, executable: URL(fileURLWithPath: "/bin/sh"))
+        #expect(r.status == 1, "\(r.status) \(r.stderr)")
+        #expect(r.stderr.contains("\(dir)/out") && r.stderr.contains("file size limit") && !r.stderr.contains("nopekit-partial"), "\(r.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty)
+    }
 }

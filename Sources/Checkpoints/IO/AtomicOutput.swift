@@ -53,6 +53,16 @@ public final class AtomicOutput {
 
     /// Temporaries of the same output left by a process that no longer runs (killed with
     /// SIGKILL, or by a power cut, before it could clean up): removed, since nothing else
+    /// The path a user asked for, for a path inside a temporary output
+    /// (`DIR/.NAME.nopekit-partial-PID/FILE` → `DIR/NAME/FILE`), so messages name the output.
+    public static func publicPath(_ path: String) -> String {
+        var parts = path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        for (i, p) in parts.enumerated() where p.hasPrefix(".") {
+            if let r = p.range(of: ".nopekit-partial-", options: .backwards) { parts[i] = String(p[p.index(after: p.startIndex)..<r.lowerBound]) }
+        }
+        return parts.joined(separator: "/")
+    }
+
     /// would. A live writer's temporary is left alone.
     static func removeStalePartials(of name: String, in parent: String) {
         let prefix = ".\(name).nopekit-partial-"
@@ -264,6 +274,11 @@ public final class OutputFile {
     }
 
     private func error(_ code: Int32) -> FileError {
-        code == ENOSPC || code == EDQUOT ? .diskFull(path: path) : .cannotWrite(path: path, reason: String(cString: strerror(code)))
+        let shown = AtomicOutput.publicPath(path)
+        switch code {
+        case ENOSPC, EDQUOT: return .diskFull(path: shown)
+        case EFBIG: return .cannotWrite(path: shown, reason: "the file size limit was reached (ulimit -f, or the file system's largest file)")
+        default: return .cannotWrite(path: shown, reason: String(cString: strerror(code)))
+        }
     }
 }
