@@ -34,6 +34,9 @@ public struct HuggingFaceExport {
         var tensors: [OutputTensor] = []
         for info in file.tensors {
             guard let role = TensorRole.parse(info.name, .gguf) else {
+                if info.name == "rope_freqs.weight" {
+                    throw ConvertError.unsupportedGGUF(source: source, detail: "rope_freqs.weight holds llama.cpp's per-dimension RoPE factors (Llama 3 scaling), which nopekit cannot turn back into config.json's rope_scaling yet")
+                }
                 throw ConvertError.unknownTensor(source: source, name: info.name)
             }
             var permutation: TensorTranscoder.Permutation? = nil

@@ -77,17 +77,21 @@ struct Convert: ParsableCommand {
     }
 
     func run() throws {
-        switch (readsGGUF, writesGGUF) {
+        // The source's format is read from its content (Checkpoint.open), not its name.
+        let checkpoint = try Checkpoint.open(input, position: try model.positionSpec)
+        if checkpoint.format == .gguf && type != nil {
+            throw ValidationError("\(input) is a GGUF file: --type sets the weights of a GGUF written from a Hugging Face checkpoint")
+        }
+        switch (checkpoint.format == .gguf, writesGGUF) {
         case (true, true): try rewriteGGUF()
-        case (false, true): try writeGGUF()
-        case (true, false): try writeHuggingFace()
-        case (false, false): try retype()
+        case (false, true): try writeGGUF(checkpoint)
+        case (true, false): try writeHuggingFace(checkpoint)
+        case (false, false): try retype(checkpoint)
         }
     }
 
     /// Hugging Face checkpoint → GGUF for llama.cpp.
-    func writeGGUF() throws {
-        let checkpoint = try Checkpoint.open(input, position: try model.positionSpec)
+    func writeGGUF(_ checkpoint: Checkpoint) throws {
         let plan = try GGUFExport.plan(checkpoint, type: type)
         plan.notes.forEach(Terminal.note)
         let total = plan.tensors.reduce(0) { $0 + $1.byteCount }
@@ -105,8 +109,7 @@ struct Convert: ParsableCommand {
     }
 
     /// GGUF → Hugging Face folder.
-    func writeHuggingFace() throws {
-        let checkpoint = try Checkpoint.open(input, position: try model.positionSpec)
+    func writeHuggingFace(_ checkpoint: Checkpoint) throws {
         let plan = try HuggingFaceExport.plan(checkpoint, dtype: dtype?.dtype)
         plan.notes.forEach(Terminal.note)
         let total = plan.tensors.reduce(0) { $0 + $1.byteCount }
@@ -127,8 +130,7 @@ struct Convert: ParsableCommand {
     }
 
     /// Re-types and re-shards a Hugging Face checkpoint.
-    func retype() throws {
-        let checkpoint = try Checkpoint.open(input, position: try model.positionSpec)
+    func retype(_ checkpoint: Checkpoint) throws {
         let store = checkpoint.store
         let target = dtype?.dtype
         let outputs = try store.tensors.map { try TensorRetyping.output($0, from: store, target: target) }
