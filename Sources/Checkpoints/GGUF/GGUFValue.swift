@@ -1,5 +1,5 @@
 /// One GGUF metadata value, typed as the file stores it, so a rewrite keeps every type.
-public indirect enum GGUFValue: Equatable, Sendable {
+public enum GGUFValue: Equatable, Sendable {
     case uint8(UInt8), int8(Int8), uint16(UInt16), int16(Int16), uint32(UInt32), int32(Int32)
     case float32(Float), bool(Bool), uint64(UInt64), int64(Int64), float64(Double)
     /// A STRING holding valid UTF-8.
@@ -8,7 +8,7 @@ public indirect enum GGUFValue: Equatable, Sendable {
     /// kept as bytes so it is written back unchanged.
     case bytes([UInt8])
     /// An ARRAY: its element type and elements (never nested: llama.cpp refuses that).
-    case array(GGUFValueType, [GGUFValue])
+    indirect case array(GGUFValueType, [GGUFValue])
 
     public var type: GGUFValueType {
         switch self {
