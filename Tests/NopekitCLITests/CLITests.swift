@@ -362,6 +362,8 @@ import Testing
         #expect(merged.status == 0, "\(merged.stderr)")
         // Metadata, tensor infos and data are identical to the source: the bytes are.
         #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/merged.gguf")) == Data(contentsOf: CLIRunner.root.appendingPathComponent("fixtures/gguf/quants.gguf")))
+        let dry = try CLIRunner.run(["convert", "fixtures/gguf/quants.gguf", dir + "/dry.gguf", "--dry-run"])
+        #expect(dry.status == 0 && dry.stdout.contains("copied unchanged") && !FileManager.default.fileExists(atPath: dir + "/dry.gguf"))
         let notAModel = try CLIRunner.run(["convert", "fixtures/gguf/quants.gguf", dir + "/x.safetensors"])
         #expect(notAModel.status == 1 && notAModel.stderr.contains("missing required field"))
     }

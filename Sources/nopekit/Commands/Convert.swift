@@ -163,6 +163,10 @@ struct Convert: ParsableCommand {
     func rewriteGGUF() throws {
         let source = try GGUFFile(path: input)
         let tensors = source.tensors.map { OutputTensor.copy($0, from: source) }
+        if dryRun {
+            Terminal.output("\(input) → \(output): \(tensors.count) tensors and \(source.metadata.count) metadata entries copied unchanged, \(ByteSize.format(tensors.reduce(0) { $0 + $1.byteCount }))")
+            return
+        }
         let progress = Progress("rewriting")
         let paths = try GGUFWriter.write(metadata: source.metadata, tensors: tensors, to: output,
                                          maxShardBytes: maxShardSize.flatMap(ByteSize.parse), progress: progress.update)
