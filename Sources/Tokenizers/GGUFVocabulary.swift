@@ -197,7 +197,7 @@ extension GGUFVocabulary {
     public static func fromGGUF(_ metadata: [GGUFKeyValue], file: String) throws -> GGUFVocabulary? {
         guard let name = metadata["tokenizer.ggml.model"]?.stringValue, name != "none", name != "no_vocab" else { return nil }
         guard let model = Model(rawValue: name) else {
-            throw TokenizerError.unsupported(file: file, component: "GGUF vocabulary type \"\(name)\"", detail: "llama and gpt2 convert to tokenizer.json")
+            throw TokenizerError.unsupported(file: file, component: "GGUF vocabulary type \"\(name)\"", detail: "llama (SentencePiece scores) and gpt2 (byte-level BPE) are implemented")
         }
         guard let tokenValues = metadata["tokenizer.ggml.tokens"]?.arrayValue else {
             throw TokenizerError.invalid(file: file, detail: "no tokenizer.ggml.tokens")
@@ -208,14 +208,22 @@ extension GGUFVocabulary {
         }
         let typeValues = metadata["tokenizer.ggml.token_type"]?.arrayValue?.map { $0.intValue ?? 1 } ?? []
         let types = tokens.indices.map { i in typeValues.indices.contains(i) ? TokenType(rawValue: Int32(typeValues[i])) ?? .normal : .normal }
+        // Scores may be absent (llama.cpp then scores every piece 0); present, they must cover
+        // every token.
         let scores = metadata["tokenizer.ggml.scores"]?.arrayValue?.map { Float($0.doubleValue ?? 0) } ?? []
-        if model == .llama && scores.count != tokens.count {
+        if model == .llama && !scores.isEmpty && scores.count != tokens.count {
             throw TokenizerError.invalid(file: file, detail: "tokenizer.ggml.scores has \(scores.count) entries for \(tokens.count) tokens")
+        }
+        let merges = try (metadata["tokenizer.ggml.merges"]?.arrayValue ?? []).map { v -> String in
+            guard let m = v.stringValue, Tokenizer.splitMerge(m) != nil else {
+                throw TokenizerError.invalid(file: file, detail: "a tokenizer.ggml.merges entry is not \"a b\"")
+            }
+            return m
         }
         func id(_ key: String) -> Int? { metadata["tokenizer.ggml.\(key)"]?.intValue }
         return GGUFVocabulary(
             model: model, pre: metadata["tokenizer.ggml.pre"]?.stringValue ?? "default", tokens: tokens, types: types,
-            scores: scores, merges: metadata["tokenizer.ggml.merges"]?.arrayValue?.compactMap(\.stringValue) ?? [],
+            scores: scores, merges: merges,
             bos: id("bos_token_id"), eos: id("eos_token_id"), unknown: id("unknown_token_id"), padding: id("padding_token_id"),
             addBOS: metadata["tokenizer.ggml.add_bos_token"]?.boolValue ?? (model == .llama),
             addEOS: metadata["tokenizer.ggml.add_eos_token"]?.boolValue ?? false,
@@ -316,6 +324,10 @@ extension GGUFVocabulary {
                 return pair
             }
         case .llama:
+            // Merges are ranked by the scores: without them there is no order to rebuild.
+            guard scores.count == tokens.count else {
+                throw TokenizerError.invalid(file: "tokenizer.ggml.scores", detail: "the llama vocabulary has no scores, so its merges cannot be rebuilt")
+            }
             var ids: [ExactKey: Int] = [:]
             for (i, t) in tokens.enumerated() where types[i] == .normal && ids[ExactKey(t)] == nil { ids[ExactKey(t)] = i }
             var candidates: [(left: String, right: String, score: Float, a: Int, b: Int)] = []

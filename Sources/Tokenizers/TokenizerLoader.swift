@@ -167,66 +167,44 @@ extension Tokenizer {
         }
     }
 
-    /// A GGUF vocabulary (`tokenizer.ggml.*`, llama.cpp conventions).
+    /// A GGUF vocabulary (`tokenizer.ggml.*`, llama.cpp conventions), read by `GGUFVocabulary`.
     static func fromGGUF(_ metadata: [GGUFKeyValue], file: String) throws -> Tokenizer {
-        guard let model = metadata["tokenizer.ggml.model"]?.stringValue else {
-            throw TokenizerError.invalid(file: file, detail: "no tokenizer.ggml.model: this GGUF has no vocabulary")
+        guard let v = try GGUFVocabulary.fromGGUF(metadata, file: file) else {
+            throw TokenizerError.invalid(file: file, detail: "no tokenizer.ggml.model (or \"none\"): this GGUF has no vocabulary")
         }
-        guard let tokenValues = metadata["tokenizer.ggml.tokens"]?.arrayValue else {
-            throw TokenizerError.invalid(file: file, detail: "no tokenizer.ggml.tokens")
-        }
-        let tokens = tokenValues.map { v -> String in
-            if case .bytes(let b) = v { return String(decoding: b, as: UTF8.self) }
-            return v.stringValue ?? ""
-        }
-        let types = metadata["tokenizer.ggml.token_type"]?.arrayValue?.map { $0.intValue ?? 1 } ?? Array(repeating: 1, count: tokens.count)
-        let bos = metadata["tokenizer.ggml.bos_token_id"]?.intValue
-        let eos = metadata["tokenizer.ggml.eos_token_id"]?.intValue
+        let tokens = v.tokens
         // Unknown (2), control (3) and user-defined (4) tokens are matched in the text, as
         // llama.cpp does with parse_special; unknown and control ones are special (skippable).
-        let added = AddedTokens(tokens.indices.filter { i in types.indices.contains(i) && [2, 3, 4].contains(types[i]) && !tokens[i].isEmpty }
-            .map { .init(id: $0, content: tokens[$0], special: types[$0] != 4, lstrip: false, rstrip: false, singleWord: false) })
-        switch model {
-        case "llama":
-            let addBOS = metadata["tokenizer.ggml.add_bos_token"]?.boolValue ?? true
-            let addEOS = metadata["tokenizer.ggml.add_eos_token"]?.boolValue ?? false
-            let scores = metadata["tokenizer.ggml.scores"]?.arrayValue?.map { Float($0.doubleValue ?? 0) } ?? Array(repeating: 0, count: tokens.count)
-            let sp = SentencePieceModel(pieces: tokens, scores: scores, unknownID: metadata["tokenizer.ggml.unknown_token_id"]?.intValue ?? 0)
-            let addSpacePrefix = metadata["tokenizer.ggml.add_space_prefix"]?.boolValue ?? true
+        let added = AddedTokens(tokens.indices.filter { [.unknown, .control, .userDefined].contains(v.types[$0]) && !tokens[$0].isEmpty }
+            .map { .init(id: $0, content: tokens[$0], special: v.types[$0] != .userDefined, lstrip: false, rstrip: false, singleWord: false) })
+        let prefix = v.addBOS ? v.bos.map { [$0] } ?? [] : []
+        switch v.model {
+        case .llama:
+            let scores = v.scores.isEmpty ? Array(repeating: 0, count: tokens.count) : v.scores
+            let sp = SentencePieceModel(pieces: tokens, scores: scores, unknownID: v.unknown ?? 0)
             // Decoding as Llama 2's tokenizer.json does: ▁ → space, <0xNN> runs → UTF-8 (an
             // invalid run gives one U+FFFD per byte), and the prefixed space removed.
             var chain: [Decoder] = [.replace(pattern: "▁", content: " "), .byteFallback, .fuse]
-            if addSpacePrefix { chain.append(.strip(content: " ", start: 1, stop: 0)) }
+            if v.addSpacePrefix { chain.append(.strip(content: " ", start: 1, stop: 0)) }
             return Tokenizer(kind: .ggufLlama, source: file, model: nil, sentencePiece: sp, normalizer: nil, preTokenizer: nil,
-                             decoder: .sequence(chain), added: added, prefix: addBOS ? bos.map { [$0] } ?? [] : [],
-                             suffix: addEOS ? eos.map { [$0] } ?? [] : [],
-                             addSpacePrefix: addSpacePrefix,
-                             bosID: bos, eosID: eos, idToPiece: tokens)
-        case "gpt2":
-            let pre = metadata["tokenizer.ggml.pre"]?.stringValue ?? "default"
+                             decoder: .sequence(chain), added: added, prefix: prefix,
+                             suffix: v.addEOS ? v.eos.map { [$0] } ?? [] : [],
+                             addSpacePrefix: v.addSpacePrefix, bosID: v.bos, eosID: v.eos, idToPiece: tokens)
+        case .gpt2:
             let pattern: String
-            switch pre {
+            switch v.pre {
             case "llama-bpe", "llama3", "llama-v3": pattern = llama3Pattern
             case "default", "gpt-2", "gpt2": pattern = PreTokenizer.gpt2Pattern
             default:
-                throw TokenizerError.unsupported(file: file, component: "tokenizer.ggml.pre \"\(pre)\"", detail: "its pre-tokenizer regex is not implemented (llama-bpe and gpt-2 are)")
+                throw TokenizerError.unsupported(file: file, component: "tokenizer.ggml.pre \"\(v.pre)\"", detail: "its pre-tokenizer regex is not implemented (llama-bpe and gpt-2 are)")
             }
-            let merges = try (metadata["tokenizer.ggml.merges"]?.arrayValue ?? []).map { v -> (String, String) in
-                guard let s = v.stringValue, let pair = splitMerge(s) else {
-                    throw TokenizerError.invalid(file: file, detail: "a tokenizer.ggml.merges entry is not \"a b\"")
-                }
-                return pair
-            }
-            let bpe = try BPEModel(vocab: tokens.enumerated().map { ($1, $0) }, merges: merges, unknown: nil, byteFallback: false, fuseUnknown: false,
-                                   ignoreMerges: pre.hasPrefix("llama"), file: file)
-            let addBOS = metadata["tokenizer.ggml.add_bos_token"]?.boolValue ?? false
+            let bpe = try BPEModel(vocab: tokens.enumerated().map { ($1, $0) }, merges: try v.mergePairs(), unknown: nil, byteFallback: false,
+                                   fuseUnknown: false, ignoreMerges: v.pre.hasPrefix("llama"), file: file)
             return Tokenizer(kind: .ggufGPT2, source: file, model: bpe, sentencePiece: nil, normalizer: nil,
                              preTokenizer: .sequence([.split(try SplitPattern(regex: pattern, file: file), behavior: .isolated, invert: false),
                                                       .byteLevel(addPrefixSpace: false, useRegex: false)]),
-                             decoder: .byteLevel, added: added, prefix: addBOS ? bos.map { [$0] } ?? [] : [], suffix: [],
-                             addSpacePrefix: false, bosID: bos, eosID: eos, idToPiece: tokens)
-        default:
-            throw TokenizerError.unsupported(file: file, component: "GGUF vocabulary type \"\(model)\"", detail: "llama (SentencePiece scores) and gpt2 (byte-level BPE) are implemented")
+                             decoder: .byteLevel, added: added, prefix: prefix, suffix: [],
+                             addSpacePrefix: false, bosID: v.bos, eosID: v.eos, idToPiece: tokens)
         }
     }
 }
