@@ -63,7 +63,7 @@ public struct GGUFExport {
             let stored = outputType.storedType(shape: info.shape)
             if info.shape.count >= 2 && stored != outputType.ggml { fallbacks["\(outputType.ggml.name) → \(stored.name)", default: 0] += 1 }
             var permutation: TensorTranscoder.Permutation? = nil
-            if architecture.permutesQK, case .layer(_, let t) = role, [.q, .qBias, .k, .kBias].contains(t) {
+            if architecture.permutesQK && QKPermutation.reorders(role) {
                 permutation = .init(.toGGUF, headDim: config.headDim)
             }
             let name = role.name(.gguf)

@@ -40,7 +40,7 @@ public struct HuggingFaceExport {
                 throw ConvertError.unknownTensor(source: source, name: info.name)
             }
             var permutation: TensorTranscoder.Permutation? = nil
-            if permuted, case .layer(_, let t) = role, [.q, .qBias, .k, .kBias].contains(t) {
+            if permuted && QKPermutation.reorders(role) {
                 permutation = .init(.toHuggingFace, headDim: config.headDim)
             }
             let target: DType = info.dtype.map { $0.isFloat ? dtype : $0 } ?? dtype

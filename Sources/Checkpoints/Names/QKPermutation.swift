@@ -15,6 +15,13 @@ public enum QKPermutation {
 
     public static func applies(toGGUFArchitecture arch: String) -> Bool { permutedArchitectures.contains(arch) }
 
+    /// Whether llama.cpp's converter reorders this tensor's rows: the Q and K projections and
+    /// their biases.
+    public static func reorders(_ role: TensorRole) -> Bool {
+        guard case .layer(_, let t) = role else { return false }
+        return [.q, .qBias, .k, .kBias].contains(t)
+    }
+
     /// Which way rows move.
     public enum Direction: Sendable {
         /// HF rotate-half order → ggml adjacent pairs (llama.cpp's converter).

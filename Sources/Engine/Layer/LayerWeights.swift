@@ -78,8 +78,9 @@ public struct WeightReader {
     /// The tensor with `role`, in HF row order.
     public func read(_ role: TensorRole) throws -> [Float] {
         let values = try read(name(role), shape: role.shape(config))
-        guard unpermuteQK, case .layer(_, let t) = role, [.q, .qBias, .k, .kBias].contains(t) else { return values }
-        return QKPermutation.toHuggingFace(values, rowWidth: t == .q || t == .k ? config.hidden : 1, headDim: config.headDim)
+        guard unpermuteQK && QKPermutation.reorders(role) else { return values }
+        // A weight's rows are `hidden` wide; a bias moves element by element.
+        return QKPermutation.toHuggingFace(values, rowWidth: role.shape(config).count == 2 ? config.hidden : 1, headDim: config.headDim)
     }
 
     /// The tensor if the config implies it or the file has it.
