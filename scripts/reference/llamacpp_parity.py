@@ -67,6 +67,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
+from byte_level import byte_to_unicode  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
 # thresholds
@@ -295,17 +296,6 @@ def encode(arr: np.ndarray, t) -> np.ndarray:
 # tokenizer (organism: byte-level BPE without merges; byte b is id b)
 
 
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's byte -> printable character map (as tokenizers' ByteLevel)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, map(chr, cs)))
 
 
 def hf_tokenizer(folder: Path) -> dict | None:
@@ -321,7 +311,7 @@ def byte_ids(tok: dict, data: bytes) -> list[int]:
     if model.get("type") != "BPE" or model.get("merges") or (tok.get("pre_tokenizer") or {}).get("type") != "ByteLevel":
         raise SystemExit("--text needs the organism's byte-level tokenizer (BPE, ByteLevel, no merges)")
     vocab = model["vocab"]
-    b2u = bytes_to_unicode()
+    b2u = byte_to_unicode()
     return [vocab[b2u[b]] for b in data]
 
 

@@ -152,6 +152,9 @@ import shutil
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from byte_level import byte_to_unicode  # noqa: E402
+
 os.environ["TOKENIZERS_PARALLELISM"] = "false"  # deterministic and one core
 
 import gguf  # noqa: E402
@@ -857,17 +860,6 @@ def decode_id_lists(tok: Tokenizer, kind: str) -> list[list[int]]:
     return cases
 
 
-def byte_to_unicode() -> dict[int, str]:
-    """GPT-2's bytes_to_unicode table (what the ByteLevel pre-tokenizer maps bytes to)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {b: chr(c) for b, c in zip(bs, cs)}
 
 
 def decode_records(tok: Tokenizer, kind: str, clean: bool) -> list[dict]:
