@@ -27,10 +27,10 @@ struct Extend: ParsableCommand {
     var trainingLength: Int?
 
     @Option(name: .long, help: "headscale (the paper's per-head search), uniform or entropy (experimental).")
-    var method: String = "headscale"
+    var method: Search.Method = .headscale
 
     @Option(name: .long, help: "paper (200 steps × 8 sequences) or fast (50 × 2; default for the bundled model).")
-    var schedule: String?
+    var schedule: SearchCommand.Schedule?
 
     @Option(name: .long, help: "Calibration data: UTF-8 text, JSONL with a \"text\" field, or a token file (required with MODEL).")
     var data: String?
@@ -54,8 +54,6 @@ struct Extend: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
-        guard Search.Method(rawValue: method) != nil else { throw ValidationError("--method must be headscale, uniform or entropy") }
-        if let schedule, !["paper", "fast"].contains(schedule) { throw ValidationError("--schedule must be paper or fast") }
         if let targetLength, targetLength < 16 { throw ValidationError("--target-length must be at least 16") }
         if model != nil && data == nil { throw ValidationError("give --data FILE to calibrate the search on (text, JSONL or tokens)") }
         guard format == "same" else { throw ValidationError("--format: the patched model keeps the source's format; convert it afterwards with `nopekit convert`") }
@@ -68,10 +66,10 @@ struct Extend: ParsableCommand {
         request.position = try modelOptions.positionSpec
         request.targetLength = targetLength
         request.trainingLength = trainingLength
-        request.method = Search.Method(rawValue: method)!
-        let scheduleName = schedule ?? (model == nil ? "fast" : "paper")
-        request.schedule = scheduleName == "fast" ? .fast : .paper
-        request.scheduleName = scheduleName
+        request.method = method
+        let chosen = schedule ?? (model == nil ? .fast : .paper)
+        request.schedule = chosen == .fast ? .fast : .paper
+        request.scheduleName = chosen.rawValue
         request.data = data
         request.evalData = evalData
         request.layers = layers

@@ -25,7 +25,7 @@ struct SearchCommand: ParsableCommand {
     var model: String
 
     @Option(name: .long, help: "headscale, uniform or entropy (experimental).")
-    var method: String = "headscale"
+    var method: Search.Method = .headscale
 
     @Option(name: .long, help: "Calibration data: UTF-8 text, JSONL with a \"text\" field, or a token file (.tokens/.bin/.json).")
     var data: String
@@ -81,7 +81,6 @@ struct SearchCommand: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
 
     func validate() throws {
-        guard Search.Method(rawValue: method) != nil else { throw ValidationError("--method must be headscale, uniform or entropy") }
         guard targetLength >= 16 else { throw ValidationError("--target-length must be at least 16") }
         if let trainingLength, trainingLength < 2 { throw ValidationError("--training-length must be at least 2") }
         guard `init` == "uniform" || (Float(`init`).map { $0 > 0 } ?? false) else { throw ValidationError("--init must be a positive number or 'uniform'") }
@@ -110,7 +109,7 @@ struct SearchCommand: ParsableCommand {
                                         targetLength: targetLength, trainingLength: training, evalSequences: evalSequences)
         problem.collective = Job.collective
         var request = Search.Request()
-        request.method = Search.Method(rawValue: method)!
+        request.method = method
         if request.method == .entropy {
             Terminal.warn("--method entropy is experimental: compare its held-out loss with headscale and uniform before using it")
         }
@@ -135,3 +134,6 @@ struct SearchCommand: ParsableCommand {
         if output.json { Terminal.output(JSONWriter.pretty(table.json, sortKeys: false)) }
     }
 }
+
+/// `--method headscale|uniform|entropy`, parsed (and listed in --help) by the argument parser.
+extension Search.Method: ExpressibleByArgument {}
