@@ -125,7 +125,8 @@ struct SearchCommand: ParsableCommand {
         request.statePath = out + ".state.json"
         request.resume = resume
         request.source = checkpoint.path
-        request.sourceSHA256 = try SHA256.checkpoint(files: checkpoint.store.tensors.map(\.file))
+        // Only rank 0 writes the table, so only it reads the whole checkpoint to hash it.
+        request.sourceSHA256 = Job.isLeader ? try SHA256.checkpoint(files: checkpoint.store.tensors.map(\.file)) : nil
         let table = try Search.run(problem, request) { Terminal.info($0) }
         guard Job.isLeader else { return }   // every rank holds the same table; rank 0 writes it
         try AtomicOutput.write(Array((JSONWriter.pretty(table.json, sortKeys: false) + "\n").utf8), to: out, replacing: resume)
