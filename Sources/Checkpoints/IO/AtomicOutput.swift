@@ -41,12 +41,14 @@ public final class AtomicOutput {
         }
         Self.removeStalePartials(of: url.lastPathComponent, in: parent)
         temporaryPath = (parent as NSString).appendingPathComponent(".\(url.lastPathComponent).nopekit-partial-\(getpid())")
+        // The handler goes in before anything exists on disk: a Ctrl-C that arrived between
+        // creating the temporary and installing it killed the process and left the temporary.
+        Interruption.install()
         if kind == .directory {
             do { try fm.createDirectory(atPath: temporaryPath, withIntermediateDirectories: false) } catch {
                 throw FileError.cannotWrite(path: temporaryPath, reason: error.localizedDescription)
             }
         }
-        Interruption.install()
     }
 
     deinit { if !committed { discard() } }
