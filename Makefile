@@ -20,16 +20,18 @@ run: deps release
 	.build/release/nopekit extend --out .build/extended-organism
 
 ## test: the whole test suite: swift test (unit, golden and oracle tests; the bit-exact trainer
-## tests in a process of their own), then the interop
+## and λ-gradient tests in a process of their own), then the interop
 ## checks in which PyPI safetensors, gguf and tokenizers read what nopekit writes (convert's
 ## GGUF and HF folders included).
 # The engine and tokenizer targets are compiled with -O in this debug build (Package.swift).
 test: export NOPEKIT_OPTIMIZE_DEBUG = 1
 test: deps venv
-	swift test $(SWIFT_FLAGS) --skip TrainerTests
-	# The exact-resume check compares weights bit for bit; it runs in its own process because a
-	# concurrent suite perturbs OpenBLAS's results in the last bits (under investigation).
-	swift test $(SWIFT_FLAGS) --filter TrainerTests
+	swift test $(SWIFT_FLAGS) --skip TrainerTests --skip lambdaOnlyPathAgrees
+	# The bit-for-bit checks (exact resume; the λ-only backward against the full one) run in a
+	# process of their own, one after the other: a concurrent suite perturbs OpenBLAS's results
+	# in the last bits (its thread count is process-wide state the attention switches; under
+	# investigation).
+	swift test $(SWIFT_FLAGS) --no-parallel --filter 'TrainerTests|lambdaOnlyPathAgrees'
 	$(PY) scripts/interop/check_safetensors.py --nopekit .build/debug/nopekit --workdir .build/interop
 	$(PY) scripts/interop/check_gguf.py --nopekit .build/debug/nopekit --workdir .build/interop-gguf
 	$(PY) scripts/interop/check_pretrain.py --nopekit .build/debug/nopekit --workdir .build/interop-pretrain
