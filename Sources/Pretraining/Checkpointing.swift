@@ -50,6 +50,7 @@ extension Trainer {
                      "| parameters | \(parameterCount) |",
                      "| layers × width | \(config.layers) × \(config.hidden), \(config.heads) heads of \(config.headDim), \(config.kvHeads) KV heads, MLP \(config.intermediate) |",
                      "| positions | \(PositionSpec.describe(config.positions)) |",
+                     "| sliding window | \(options.slidingWindow.map { "\($0) keys on the RoPE layers" } ?? "none (every layer global)") |",
                      "| vocabulary | bytes + BOS/EOS (\(config.vocab)) |",
                      "| training length | \(options.length) |",
                      "| batch | \(options.batch) sequences |",

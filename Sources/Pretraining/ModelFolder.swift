@@ -8,30 +8,11 @@ import Verification
 /// tokenizer_config.json, and the corpus's passkey wording as passkey_prompt.json (what
 /// `nopekit verify` asks the model). Each file replaces its previous version atomically.
 public enum ModelFolder {
+    /// config.json as `convert` writes it (`ModelConfig.huggingFaceJSON`): `llama` for an
+    /// all-RoPE model, `smollm3` with `no_rope_layers` and `layer_types` for NoPE layers or
+    /// sliding windows, so transformers runs the organism as nopekit trained it.
     public static func configJSON(_ c: ModelConfig) -> String {
-        let json = JSONValue.object([
-            JSONMember("architectures", .array([.string("LlamaForCausalLM")])),
-            JSONMember("model_type", .string("llama")),
-            JSONMember("vocab_size", .int(c.vocab)),
-            JSONMember("hidden_size", .int(c.hidden)),
-            JSONMember("intermediate_size", .int(c.intermediate)),
-            JSONMember("num_hidden_layers", .int(c.layers)),
-            JSONMember("num_attention_heads", .int(c.heads)),
-            JSONMember("num_key_value_heads", .int(c.kvHeads)),
-            JSONMember("head_dim", .int(c.headDim)),
-            JSONMember("hidden_act", .string("silu")),
-            JSONMember("max_position_embeddings", .int(c.maxPositionEmbeddings ?? 256)),
-            JSONMember("rms_norm_eps", .double(c.normEps)),
-            JSONMember("rope_theta", .double(c.rope.theta)),
-            JSONMember("tie_word_embeddings", .bool(c.tiedEmbeddings)),
-            JSONMember("attention_bias", .bool(false)),
-            JSONMember("mlp_bias", .bool(false)),
-            JSONMember("bos_token_id", .int(c.bosTokenID ?? 256)),
-            JSONMember("eos_token_id", .int(c.eosTokenIDs.first ?? 257)),
-            JSONMember("torch_dtype", .string("float32")),
-            JSONMember("nopekit_position", .string(PositionSpec.describe(c.positions))),
-        ])
-        return JSONWriter.pretty(json, sortKeys: true) + "\n"
+        JSONWriter.pretty(c.huggingFaceJSON(dtype: .f32, padTokenID: nil)) + "\n"
     }
 
     /// Saves weights and companion files into `folder` (created if needed).

@@ -17,7 +17,11 @@ public final class Trainer {
         public var batch = 16
         public var steps = 3000
         public var seed: UInt64 = 314
-        public var position: PositionEncoding = .none
+        /// Which layers are NoPE (`PositionSpec`'s text forms); the rest use RoPE.
+        public var position = PositionSpec(pattern: .all(.none))
+        /// A causal sliding window (keys per query, itself included) on every RoPE layer: the
+        /// local-RoPE + global-NoPE hybrid of Llama 4 and Command A. Nil: every layer global.
+        public var slidingWindow: Int?
         public var evalEvery = 250
         public var evalSequences = 64
         public var corpusBytes = 8_000_000
@@ -52,13 +56,19 @@ public final class Trainer {
 
     public init(_ o: Options) throws {
         options = o
-        config = ModelConfig(modelType: "llama", layers: o.layers, heads: o.heads, kvHeads: o.kvHeads, headDim: o.headDim,
-                             hidden: o.hidden, intermediate: o.intermediate, vocab: ByteVocabulary.size, normEps: 1e-5,
-                             tiedEmbeddings: false, attentionBias: false, mlpBias: false, qkNorm: false,
-                             maxPositionEmbeddings: o.length, rope: RopeParameters(theta: 10000),
-                             positions: Array(repeating: o.position, count: o.layers),
-                             positionSource: "nopekit pretrain", temperatureTuning: nil, declaredDType: "float32",
-                             bosTokenID: ByteVocabulary.bos, eosTokenIDs: [ByteVocabulary.eos])
+        let positions = try o.position.resolve(layerCount: o.layers)
+        var c = ModelConfig(modelType: "llama", layers: o.layers, heads: o.heads, kvHeads: o.kvHeads, headDim: o.headDim,
+                            hidden: o.hidden, intermediate: o.intermediate, vocab: ByteVocabulary.size, normEps: 1e-5,
+                            tiedEmbeddings: false, attentionBias: false, mlpBias: false, qkNorm: false,
+                            maxPositionEmbeddings: o.length, rope: RopeParameters(theta: 10000),
+                            positions: positions,
+                            positionSource: "nopekit pretrain", temperatureTuning: nil, declaredDType: "float32",
+                            bosTokenID: ByteVocabulary.bos, eosTokenIDs: [ByteVocabulary.eos])
+        if let window = o.slidingWindow {
+            guard window >= 1, positions.contains(.rope) else { throw TrainerError.windowWithoutRoPE(window: window, position: o.position.description) }
+            c.attentionWindows = positions.map { $0 == .rope ? window : nil }
+        }
+        config = c
         parameters = Self.initialParameters(config, seed: o.seed)
         var settings = o.optimizer
         settings.totalSteps = o.steps
@@ -147,5 +157,16 @@ public final class Trainer {
     public func evaluate(length: Int, temperatures: [[Float]?]? = nil) throws -> (loss: Double, passkey: Double?) {
         try Evaluation(parameters: parameters, config: config, threads: options.threads)
             .run(heldOut: heldOut, length: length, sequences: options.evalSequences, temperatures: temperatures, seed: options.seed)
+    }
+}
+
+public enum TrainerError: Error, CustomStringConvertible, Equatable {
+    case windowWithoutRoPE(window: Int, position: String)
+
+    public var description: String {
+        switch self {
+        case .windowWithoutRoPE(let w, let p):
+            return "a sliding window of \(w) keys goes on the RoPE layers, but --position \(p) has none; give a pattern with RoPE layers, e.g. --position layers:1,3 (NoPE layers 1 and 3)"
+        }
     }
 }

@@ -107,6 +107,11 @@ import Testing
         #expect(throws: ModelConfigError.self) {
             try decode(#"{"model_type": "llama", \#(base), "layer_types": ["sliding_attention", "full_attention", "full_attention", "full_attention"]}"#)
         }
+        // SmolLM3 (transformers' SmolLM3Attention) windows its sliding_attention layers only
+        // under use_sliding_window.
+        let types = #""sliding_window": 8, "layer_types": ["sliding_attention", "full_attention", "sliding_attention", "full_attention"]"#
+        #expect(try decode(#"{"model_type": "smollm3", \#(base), \#(types), "use_sliding_window": true}"#).attentionWindows == [8, nil, 8, nil])
+        #expect(try decode(#"{"model_type": "smollm3", \#(base), \#(types), "use_sliding_window": false}"#).attentionWindows == [])
     }
 
     @Test func llama4TemperatureIsReportedAsNotBakeable() throws {

@@ -96,6 +96,35 @@ import Verification
     }
 }
 
+/// The local-RoPE + global-NoPE hybrid (issue 15): a sliding window on the RoPE layers only,
+/// written to config.json so that nopekit and transformers read the same layout back.
+@Suite struct HybridTrainerTests {
+    @Test func windowsGoOnTheRoPELayersAndSurviveTheFolder() throws {
+        let base = NSTemporaryDirectory() + "nopekit-hybrid-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        var o = TrainerTests.options(base, steps: 2)
+        o.position = try PositionSpec(parsing: "layers:1")
+        o.slidingWindow = 8
+        let trainer = try Trainer(o)
+        #expect(trainer.config.positions == [.rope, .none] && trainer.config.attentionWindows == [8, nil])
+        try trainer.run { _ in }
+        try trainer.save()
+        let json = try JSONReader.parse(try SmallFile.read(base + "/config.json"))
+        // transformers' SmolLM3 applies windows only with use_sliding_window and per layer_types.
+        #expect(json["model_type"]?.stringValue == "smollm3" && json["use_sliding_window"]?.boolValue == true)
+        #expect(json["layer_types"]?.arrayValue?.compactMap(\.stringValue) == ["sliding_attention", "full_attention"])
+        #expect(json["no_rope_layers"]?.arrayValue?.compactMap(\.intValue) == [1, 0] && json["sliding_window"]?.intValue == 8)
+        let config = try Checkpoint.open(base).requireConfig()
+        #expect(config.positions == [.rope, .none] && config.attentionWindows == [8, nil])
+    }
+
+    @Test func aWindowNeedsRoPELayers() {
+        var o = TrainerTests.options(NSTemporaryDirectory() + "unused", steps: 1)
+        o.slidingWindow = 8
+        #expect(throws: TrainerError.windowWithoutRoPE(window: 8, position: "none")) { try Trainer(o) }
+    }
+}
+
 /// The bundled model organism (fixtures/organism, trained by `nopekit pretrain`; its card
 /// records the command): fine at its training length, failing at 4× it, as the paper's NoPE
 /// models do.

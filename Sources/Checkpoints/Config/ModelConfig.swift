@@ -239,6 +239,8 @@ extension ModelConfig {
     /// `use_sliding_window` on the layers from `max_window_layers` on; Cohere 2's RoPE layers.
     static func decodeWindows(_ r: FieldReader, modelType: String, layers: Int) throws -> [Int?] {
         let window = try r.optionalPositiveInt("sliding_window") ?? (modelType == "cohere2" ? 4096 : nil)  // Cohere2Config's default
+        // SmolLM3 applies its `layer_types` windows only under `use_sliding_window`.
+        if modelType == "smollm3", try r.optionalBool("use_sliding_window") != true { return [] }
         if let types = r.json["layer_types"]?.arrayValue {
             let names = types.compactMap(\.stringValue)
             guard names.count == layers else {

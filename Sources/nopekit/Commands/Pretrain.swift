@@ -65,8 +65,11 @@ struct Pretrain: ParsableCommand {
     @Option(name: .long, help: "Peak learning rate.")
     var lr: Double = 2e-3
 
-    @Option(name: .long, help: "Position encoding of every layer: none or rope.")
+    @Option(name: .long, help: ArgumentHelp("Which layers are NoPE: none (all), rope (no layer), every:N (every N-th) or layers:i,j,… (0-based); the others use RoPE.", valueName: "pattern"))
     var position: String = "none"
+
+    @Option(name: .long, help: ArgumentHelp("Causal sliding window (keys per query) on the RoPE layers, for a local-RoPE + global-NoPE hybrid.", valueName: "keys"))
+    var slidingWindow: Int?
 
     @Option(name: .long, help: "Random seed.")
     var seed: UInt64 = 314
@@ -87,8 +90,13 @@ struct Pretrain: ParsableCommand {
     @OptionGroup var output: OutputOptions
     @OptionGroup var runtime: RuntimeOptions
 
+    func positionSpec() throws -> PositionSpec {
+        do { return try PositionSpec(parsing: position) } catch { throw ValidationError("--position: \(error)") }
+    }
+
     func validate() throws {
-        guard ["none", "rope"].contains(position) else { throw ValidationError("--position must be none or rope") }
+        _ = try positionSpec()
+        if let slidingWindow, slidingWindow < 1 { throw ValidationError("--sliding-window must be at least 1 key") }
         guard length >= 16, steps >= 1, batch >= 1, evalEvery >= 1, lr > 0 else { throw ValidationError("length ≥ 16, steps, batch, eval-every ≥ 1, lr > 0") }
     }
 
@@ -97,7 +105,8 @@ struct Pretrain: ParsableCommand {
         var o = Trainer.Options(output: out)
         if preset == .micro { (o.layers, o.hidden, o.heads, o.kvHeads, o.headDim, o.intermediate, o.corpusBytes, o.evalSequences) = (2, 64, 4, 2, 16, 128, 400_000, 16) }
         o.length = length; o.steps = steps; o.batch = batch; o.seed = seed; o.evalEvery = evalEvery
-        o.position = position == "rope" ? .rope : .none
+        o.position = try positionSpec()
+        o.slidingWindow = slidingWindow
         o.threads = compute.threads
         o.optimizer.learningRate = lr
         o.optimizer.warmupSteps = min(100, max(1, steps / 10))
@@ -106,7 +115,8 @@ struct Pretrain: ParsableCommand {
         if resume { try trainer.resume() } else if FileManager.default.fileExists(atPath: out) {
             throw FileError.outputExists(path: out)
         }
-        Terminal.info("training \(trainer.parameterCount) parameters, \(position) positions, \(batch) × \(length) tokens per step, \(steps) steps")
+        let window = slidingWindow.map { ", a \($0)-key window on the RoPE layers" } ?? ""
+        Terminal.info("training \(trainer.parameterCount) parameters, positions \(PositionSpec.describe(trainer.config.positions))\(window), \(batch) × \(length) tokens per step, \(steps) steps")
         let tokensPerStep = Double(batch * length)
         try trainer.run { e in
             let rate = tokensPerStep * Double(e.step - trainer.firstStep) / max(e.seconds, 1e-9)
