@@ -155,7 +155,7 @@ import Testing
             #expect(bad == 0, "\(name): \(bad) of \(ours.count) values differ")
             dequantizedChecked += 1
         }
-        #expect(quantizedChecked == 7)  // F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1
+        #expect(quantizedChecked == 8)  // F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, MXFP4
         #expect(dequantizedChecked >= 25)
     }
 }

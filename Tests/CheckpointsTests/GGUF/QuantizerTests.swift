@@ -11,6 +11,21 @@ import Testing
         sqrt(zip(a, b).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }) / Double(a.count)
     }
 
+    /// MXFP4 equals gguf-py's quantiser and NVFP4 the numpy restatement of ggml's reference
+    /// (scripts/reference/make_fp4_quant_golden.py), byte for byte, on rows from 2⁻²⁰ (UE4M3
+    /// subnormal scales) to 2¹² (clamped scales) with zero, constant, grid and tie blocks.
+    @Test(arguments: [GGMLType.mxfp4, .nvfp4])
+    func fp4MatchesTheOracle(_ type: GGMLType) throws {
+        let file = try GGUFFile(path: TestPaths.fixture("gguf/fp4_quant.gguf"))
+        let input = try file.readF32("input")
+        let expected = try file.withRawBytes("q.\(type.name)", Array.init)
+        let ours = try Quantizers.quantize(input, as: type)
+        #expect(ours.count == expected.count)
+        let blockBytes = type.blockBytes
+        let differing = stride(from: 0, to: ours.count, by: blockBytes).filter { ours[$0..<($0 + blockBytes)] != expected[$0..<($0 + blockBytes)] }
+        #expect(differing.isEmpty, "\(type.name): \(differing.count) of \(ours.count / blockBytes) blocks differ, first at block \(differing.first.map { $0 / blockBytes } ?? -1)")
+    }
+
     /// candle's and ggml's thresholds: 0.002 for 4- and 5-bit (and wider) types.
     @Test(arguments: [GGMLType.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K])
     func errorOnTheGGMLTestVector(_ type: GGMLType) throws {

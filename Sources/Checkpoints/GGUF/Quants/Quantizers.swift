@@ -6,9 +6,11 @@ import Foundation
 /// operation (including its float64 evaluation of Q4_0/Q5_0, which stands in for the FMA the C
 /// reference may use), so the bytes equal `gguf.quants.quantize` exactly. Q4_K, Q5_K and Q6_K
 /// follow ggml's `quantize_row_*_ref` (`KQuantizers`); gguf-py cannot quantise them, so they
-/// are held to the error profile of ggml's own tests instead.
+/// are held to the error profile of ggml's own tests instead. MXFP4 equals gguf-py's quantiser
+/// byte for byte; NVFP4 follows ggml's `quantize_row_nvfp4_ref` (gguf-py only decodes it) and
+/// is checked against a numpy restatement built on gguf-py's own UE4M3 conversion.
 public enum Quantizers {
-    public static let supported: [GGMLType] = [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K]
+    public static let supported: [GGMLType] = [.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K, .mxfp4, .nvfp4]
 
     /// Quantises `count` values (whole blocks) of `src` into `dst`, which must hold
     /// `count / blockElements * blockBytes` bytes.
@@ -30,6 +32,8 @@ public enum Quantizers {
         case .q4_K: block = { KQuantizers.q4_K($0, $1) }
         case .q5_K: block = { KQuantizers.q5_K($0, $1) }
         case .q6_K: block = { KQuantizers.q6_K($0, $1) }
+        case .mxfp4: block = mxfp4
+        case .nvfp4: block = nvfp4
         default: throw QuantError.notQuantizable(type)
         }
         for b in 0..<(count / elements) { block(src + b * elements, dst + b * bytes) }
@@ -121,5 +125,68 @@ public enum Quantizers {
             for j in 0..<32 { qh |= UInt32(q[j] >> 4) << UInt32(j) }
             y.storeBytes(of: qh.littleEndian, toByteOffset: qhOffset, as: UInt32.self)
         }
+    }
+
+    // MARK: - FP4 (E2M1 codes under a shared scale)
+
+    /// The code whose doubled E2M1 value times `d` is nearest `x`; ties go to the lower code
+    /// (ggml `best_index_mxfp4`: strict `<`, so +0 wins over −0).
+    @inline(__always) static func nearestE2M1(_ x: Float, _ d: Float) -> UInt8 {
+        var best = 0
+        var bestError = abs(BlockCodecs.e2m1Doubled[0] * d - x)
+        for i in 1..<16 {
+            let error = abs(BlockCodecs.e2m1Doubled[i] * d - x)
+            if error < bestError { best = i; bestError = error }
+        }
+        return UInt8(best)
+    }
+
+    /// MXFP4 (32 values): the E8M0 exponent `floor(log2(amax)) − 2 + 127`, so that the largest
+    /// code (6, doubled 12) times the halved scale covers amax; then each value's nearest code.
+    /// The exponent is read from amax's bits, which is the exact floor(log2); a block of zeros
+    /// (or of magnitudes below 2⁻¹²⁵, beneath E8M0's range) gets e = 0.
+    static func mxfp4(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer) {
+        var amax: Float = 0
+        for j in 0..<32 { amax = max(amax, abs(x[j])) }
+        let e = amax > 0 && amax.isFinite ? UInt8(clamping: max(0, Int(amax.exponent) - 2 + 127)) : 0
+        let d = BlockCodecs.e8m0Half(e)
+        y.storeBytes(of: e, as: UInt8.self)
+        for j in 0..<16 {
+            y.storeBytes(of: nearestE2M1(x[j], d) | nearestE2M1(x[j + 16], d) << 4, toByteOffset: 1 + j, as: UInt8.self)
+        }
+    }
+
+    /// NVFP4 (64 values, four sub-blocks of 16): each sub-block's scale is amax / 6 rounded
+    /// to UE4M3 (`ue4m3`), then each value takes the nearest code under the stored scale.
+    static func nvfp4(_ x: UnsafePointer<Float>, _ y: UnsafeMutableRawPointer) {
+        for s in 0..<4 {
+            let xs = x + 16 * s
+            var amax: Float = 0
+            for j in 0..<16 { amax = max(amax, abs(xs[j])) }
+            let code = ue4m3(amax / 6)
+            let d = BlockCodecs.ue4m3Half(code)
+            y.storeBytes(of: code, toByteOffset: s, as: UInt8.self)
+            for j in 0..<8 {
+                y.storeBytes(of: nearestE2M1(xs[j], d) | nearestE2M1(xs[j + 8], d) << 4, toByteOffset: 4 + 8 * s + j, as: UInt8.self)
+            }
+        }
+    }
+
+    /// ggml's `ggml_fp32_to_ue4m3`: unsigned E4M3 (bias 7, no infinities) of x clamped to
+    /// [0, 448], mantissa rounded half up on its fourth bit; 0x7E is the largest code, and
+    /// values below the normal range become subnormal codes (x·512 rounded half up, at most 7).
+    static func ue4m3(_ value: Float) -> UInt8 {
+        guard value > 0 else { return 0 }  // also NaN
+        let x = min(value, 448)
+        let bits = x.bitPattern
+        let exponent = Int((bits >> 23) & 0xFF) - 127 + 7
+        if exponent <= 0 {
+            return UInt8(min(7, max(0, Int(x * 512 + 0.5))))
+        }
+        if exponent >= 15 { return 0x7E }
+        var mantissa = Int((bits >> 20) & 7) + Int((bits >> 19) & 1)
+        var e = exponent
+        if mantissa > 7 { mantissa = 0; e += 1 }
+        return e >= 15 ? 0x7E : UInt8(e << 3 | mantissa)
     }
 }
