@@ -11,6 +11,10 @@ public struct BakePlan {
         public var info: TensorInfo
         public var layer: Int
         public var rowScales: [Float]
+        /// Rows that cannot be scaled in place (MXFP4/NVFP4 with λ not a power of two, a scale
+        /// field that would overflow) are dequantised, scaled and quantised again
+        /// (`bake --requantize`) instead of refused.
+        public var requantize = false
         public var rows: Int { rowScales.count }
         public var rowsChanged: Int { rowScales.filter { $0 != 1 }.count }
     }
@@ -36,7 +40,9 @@ public struct BakePlan {
     public var sourcePath: String { checkpoint.path }
     public var isIdentity: Bool { edits.allSatisfy { $0.rowsChanged == 0 } && dropped.isEmpty }
 
-    public static func make(_ checkpoint: Checkpoint, scales: Scales) throws -> BakePlan {
+    /// - Parameter requantize: requantise the rows of quantised tensors that cannot be scaled
+    ///   through their scale fields, instead of refusing them.
+    public static func make(_ checkpoint: Checkpoint, scales: Scales, requantize: Bool = false) throws -> BakePlan {
         let config = try checkpoint.requireConfig()
         let store = checkpoint.store
         let source = checkpoint.path
@@ -79,13 +85,16 @@ public struct BakePlan {
                     throw BakeError.missingTensor(source: source, tensor: name)
                 }
                 let rows = try rowCount(info, part: part, config: config, target: target, source: source)
-                let edit = Edit(info: info, layer: l, rowScales: (0..<rows).map(scaleOfRow))
+                var edit = Edit(info: info, layer: l, rowScales: (0..<rows).map(scaleOfRow))
+                guard let type = ggmlType(info.type) else {
+                    if edit.rowsChanged == 0 { edits.append(edit); continue }
+                    throw BakeError.cannotScale(source: source, tensor: name, reason: "\(info.type.name) elements cannot be scaled")
+                }
+                let requantizable = type.isQuantized && Quantizers.supported.contains(type)
+                edit.requantize = requantize && requantizable
                 for lambda in Set(edit.rowScales) where lambda != 1 {
-                    guard let type = ggmlType(info.type) else {
-                        throw BakeError.cannotScale(source: source, tensor: name, reason: "\(info.type.name) elements cannot be scaled")
-                    }
-                    if let reason = RowScaling.refusal(type, by: lambda) {
-                        throw BakeError.cannotScale(source: source, tensor: name, reason: reason)
+                    if let reason = RowScaling.refusal(type, by: lambda), !edit.requantize {
+                        throw BakeError.cannotScale(source: source, tensor: name, reason: reason + (requantizable ? "; --requantize dequantises, scales and requantises these rows instead" : ""))
                     }
                 }
                 edits.append(edit)

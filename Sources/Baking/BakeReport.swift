@@ -10,14 +10,22 @@ public struct BakeReport {
         public var bytes: Int
         /// Fields or elements edited and the worst rounding (nil before writing).
         public var report: RowScaling.Report?
+        /// Rows dequantised, scaled and quantised again (`--requantize`), and the worst
+        /// relative RMS error that added to one of them.
+        public var requantizedRows = 0
+        public var requantizationError: Double?
 
-        init(edit: BakePlan.Edit, report: RowScaling.Report?) {
+        init(edit: BakePlan.Edit, report: RowScaling.Report?, requantized: ScaledTensor.Requantized? = nil) {
             name = edit.info.name
             type = edit.info.type.name
             rows = edit.rows
             rowsChanged = edit.rowsChanged
             bytes = edit.info.byteCount
             self.report = report
+            if let requantized, requantized.rows > 0 {
+                requantizedRows = requantized.rows
+                requantizationError = requantized.worstRelativeRMS
+            }
         }
     }
 
@@ -57,6 +65,10 @@ public struct BakeReport {
     /// Tensors whose bytes change.
     public var changed: [Scaled] { scaled.filter { $0.rowsChanged > 0 } }
     public var changedBytes: Int { changed.reduce(0) { $0 + $1.bytes } }
+    /// Rows requantised in all (`--requantize`), and the worst relative RMS error of one.
+    public var requantizedRows: Int { changed.reduce(0) { $0 + $1.requantizedRows } }
+    public var worstRequantizationError: Double? { changed.compactMap(\.requantizationError).max() }
+
     /// The largest relative rounding of any edited field or element.
     public var worstRelativeError: Double? {
         let values = changed.compactMap { $0.report?.worstRelativeError }
@@ -76,6 +88,8 @@ public struct BakeReport {
             JSONMember("tensors_changed", .int(changed.count)),
             JSONMember("bytes_changed", .int(changedBytes)),
             JSONMember("worst_relative_error", worstRelativeError.map { .double($0) } ?? .null),
+            JSONMember("rows_requantized", .int(requantizedRows)),
+            JSONMember("worst_requantization_relative_rms", worstRequantizationError.map { .double($0) } ?? .null),
             JSONMember("scaled", .array(changed.map { s in
                 .object([
                     JSONMember("name", .string(s.name)), JSONMember("type", .string(s.type)),
@@ -83,6 +97,8 @@ public struct BakeReport {
                     JSONMember("bytes", .int(s.bytes)),
                     JSONMember("edits", s.report.map { .int($0.edits) } ?? .null),
                     JSONMember("worst_relative_error", s.report.map { .double($0.worstRelativeError) } ?? .null),
+                    JSONMember("rows_requantized", .int(s.requantizedRows)),
+                    JSONMember("requantization_relative_rms", s.requantizationError.map { .double($0) } ?? .null),
                 ])
             })),
             JSONMember("dropped", .array(dropped.map { .string($0) })),

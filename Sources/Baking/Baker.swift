@@ -67,7 +67,8 @@ public enum Baker {
             throw BakeError.unsupportedOutput(output: output, detail: "baking reads safetensors and GGUF checkpoints")
         }
         return BakeReport(plan: plan, output: output,
-                          scaled: plan.edits.map { BakeReport.Scaled(edit: $0, report: scaled[$0.info.name]?.report ?? (RowScaling.Report.none)) },
+                          scaled: plan.edits.map { BakeReport.Scaled(edit: $0, report: scaled[$0.info.name]?.report ?? (RowScaling.Report.none),
+                                                                     requantized: scaled[$0.info.name]?.requantized) },
                           sourceSHA256: try checksum.wait(), copiedFiles: copiedFiles, skippedFiles: skippedFiles, written: true)
     }
 

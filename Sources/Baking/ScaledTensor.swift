@@ -9,6 +9,14 @@ final class ScaledTensor {
     let store: any TensorStore
     /// The worst rounding and the number of edited fields so far.
     private(set) var report = RowScaling.Report.none
+    /// Rows requantised (`BakePlan.Edit.requantize`) and the worst relative RMS error of one,
+    /// ‖dequant(quant(λ·w)) − λ·w‖ / ‖λ·w‖.
+    private(set) var requantized = Requantized()
+
+    struct Requantized: Equatable {
+        var rows = 0
+        var worstRelativeRMS = 0.0
+    }
 
     static let chunkBytes = 8 << 20
 
@@ -40,10 +48,18 @@ final class ScaledTensor {
                 try scratch.withUnsafeMutableBytes { buffer in
                     buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[range]))
                     for r in 0..<count where edit.rowScales[first + r] != 1 {
+                        let row = buffer.baseAddress! + r * rowBytes, lambda = edit.rowScales[first + r]
                         do {
-                            let done = try RowScaling.scaleRow(buffer.baseAddress! + r * rowBytes, elements: rowElements,
-                                                               type: type, by: edit.rowScales[first + r])
-                            report = report.merged(done)
+                            if edit.requantize && RowScaling.refusal(type, by: lambda) != nil {
+                                try requantize(row, elements: rowElements, type: type, by: lambda)
+                            } else {
+                                report = report.merged(try RowScaling.scaleRow(row, elements: rowElements, type: type, by: lambda))
+                            }
+                        } catch let error as QuantError where edit.requantize {
+                            // In place failed (a scale field would overflow): requantise instead.
+                            do { try requantize(row, elements: rowElements, type: type, by: lambda) } catch let again as QuantError {
+                                throw BakeError.cannotScale(source: store.sourcePath, tensor: info.name, reason: "row \(first + r): \(error); requantising: \(again)")
+                            }
                         } catch let error as QuantError {
                             throw BakeError.cannotScale(source: store.sourcePath, tensor: info.name, reason: "row \(first + r): \(error)")
                         }
@@ -54,5 +70,24 @@ final class ScaledTensor {
                 first += count
             }
         }
+    }
+
+    /// Dequantises one row, multiplies it by λ in F32 and quantises it again with the row's own
+    /// type (`Quantizers`, ggml's reference quantisers), recording the error this adds.
+    func requantize(_ row: UnsafeMutableRawPointer, elements: Int, type: GGMLType, by lambda: Float) throws {
+        var target = [Float](repeating: 0, count: elements)
+        try BlockCodecs.dequantize(type, from: row, count: elements, into: &target)
+        for i in target.indices { target[i] *= lambda }
+        guard target.allSatisfy(\.isFinite) else { throw QuantError.cannotScale(type: type, reason: "λ·w overflows F32") }
+        try target.withUnsafeBufferPointer { try Quantizers.quantize($0.baseAddress!, count: elements, as: type, into: row) }
+        var back = [Float](repeating: 0, count: elements)
+        try BlockCodecs.dequantize(type, from: row, count: elements, into: &back)
+        var error = 0.0, norm = 0.0
+        for i in 0..<elements {
+            error += Double(back[i] - target[i]) * Double(back[i] - target[i])
+            norm += Double(target[i]) * Double(target[i])
+        }
+        requantized.rows += 1
+        requantized.worstRelativeRMS = max(requantized.worstRelativeRMS, norm > 0 ? (error / norm).squareRoot() : 0)
     }
 }

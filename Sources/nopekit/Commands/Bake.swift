@@ -13,7 +13,8 @@ struct BakeCommand: ParsableCommand {
             produce head h are multiplied by s_h, so any stock runtime computes the extended model \
             with its ordinary attention. Models with a q-norm get the scale on the norm weight \
             instead (per head, or per layer when one weight is shared by all heads). Quantised GGUF \
-            tensors are scaled through their blocks' scale fields, without requantising. Every other \
+            tensors are scaled through their blocks' scale fields, without requantising (--requantize \
+            handles the rows that cannot be: MXFP4/NVFP4 with a scale not a power of two). Every other \
             tensor, metadata entry and companion file is copied byte for byte; the output records \
             the table and the source's SHA-256. --from-checkpoint-scales bakes the \
             model.layers.N.self_attn.scale_param vectors of HeadScale checkpoints (the paper's \
@@ -41,6 +42,9 @@ struct BakeCommand: ParsableCommand {
     @Flag(name: .customLong("dry-run"), help: "Print what would change (tensors, bytes) without writing.")
     var dryRun = false
 
+    @Flag(name: .long, help: "Requantise the rows of quantised tensors that cannot be scaled through their scale fields (MXFP4/NVFP4 with a scale that is not a power of two) instead of refusing them.")
+    var requantize = false
+
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var output: OutputOptions
     @OptionGroup var runtime: RuntimeOptions
@@ -58,7 +62,7 @@ struct BakeCommand: ParsableCommand {
             throw BakeError.formatChange(source: model, requested: format.rawValue)
         }
         let scales: BakePlan.Scales = try temps.map { .table(try TemperatureTable.load($0), file: $0) } ?? .checkpoint
-        let plan = try BakePlan.make(checkpoint, scales: scales)
+        let plan = try BakePlan.make(checkpoint, scales: scales, requantize: requantize)
         if plan.isIdentity { Terminal.note("every scale is 1: the output's tensors will equal the source's") }
         let report: BakeReport
         if dryRun {
@@ -85,5 +89,8 @@ struct BakeCommand: ParsableCommand {
         if !report.dropped.isEmpty { summary += ", \(report.dropped.count) scale vectors dropped" }
         Terminal.info(summary + " [\(report.target.summary)]")
         if let worst = report.worstRelativeError { Terminal.info(String(format: "worst relative rounding of an edited value: %.3g", worst)) }
+        if let worst = report.worstRequantizationError {
+            Terminal.warn(String(format: "requantised %d rows (dequantised, scaled, quantised again): worst relative RMS error of a row %.3g; the other rows keep their codes", report.requantizedRows, worst))
+        }
     }
 }
