@@ -46,8 +46,9 @@ let package = Package(
         // Measuring a model: perplexity, passkey retrieval, entropy, equivalence; reports and plots.
         .target(name: "Verification", dependencies: ["Engine", "Tokenizers", "Checkpoints", "DataParallel"]),
         // Converting checkpoints between Hugging Face folders and llama.cpp GGUF (names, Q/K
-        // permutation, metadata, vocabulary); file work only, like Baking.
-        .target(name: "Conversion", dependencies: ["Checkpoints", "Tokenizers"]),
+        // permutation, metadata, vocabulary), and baking into the other format through the
+        // bake's scaled view; file work only, like Baking.
+        .target(name: "Conversion", dependencies: ["Checkpoints", "Tokenizers", "Baking"]),
         // The main job, search → bake → verify, for `nopekit extend`.
         .target(name: "Pipeline", dependencies: ["Checkpoints", "Engine", "Tokenizers", "TemperatureSearch", "Baking", "Verification", "Pretraining"]),
         .executableTarget(
@@ -63,7 +64,7 @@ let package = Package(
         .testTarget(name: "PretrainingTests", dependencies: ["Pretraining", "Verification"]),
         .testTarget(name: "BakingTests", dependencies: ["Baking", "Engine"]),
         .testTarget(name: "VerificationTests", dependencies: ["Verification", "Tokenizers", "Engine"]),
-        .testTarget(name: "ConversionTests", dependencies: ["Conversion", "Engine", "Tokenizers"]),
+        .testTarget(name: "ConversionTests", dependencies: ["Conversion", "Engine", "Tokenizers", "Baking"]),
         .testTarget(name: "NopekitCLITests", dependencies: ["nopekit"]),
     ],
     swiftLanguageModes: [.v5]

@@ -33,7 +33,7 @@ public enum BakeError: Error, CustomStringConvertible, Equatable {
         case .outputInsideInput(let o, let i):
             return "\(o): the output would be the input or inside it (\(i)); choose a path outside the source"
         case .formatChange(let s, let r):
-            return "\(s): bake writes the source's own format; to get \(r), bake first, then convert the result with `nopekit convert`"
+            return "\(s): --format \(r) converts to the other format, but \(r) is this source's own format; bake without --format (or with --format same)"
         case .unsupportedOutput(let o, let d):
             return "\(o): \(d)"
         }

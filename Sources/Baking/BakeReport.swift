@@ -43,11 +43,12 @@ public struct BakeReport {
     public var skippedFiles: [String]
     public var written: Bool
 
-    init(plan: BakePlan, output: String, scaled: [Scaled], sourceSHA256: String?, copiedFiles: [String],
-         skippedFiles: [String], written: Bool) {
+    /// - Parameter format: the output's format when it differs from the source's.
+    public init(plan: BakePlan, output: String, scaled: [Scaled], sourceSHA256: String?, copiedFiles: [String],
+                skippedFiles: [String], written: Bool, format: String? = nil) {
         source = plan.sourcePath
         self.output = output
-        format = plan.checkpoint.format.rawValue
+        self.format = format ?? plan.checkpoint.format.rawValue
         method = plan.table.method
         target = plan.target
         self.scaled = scaled

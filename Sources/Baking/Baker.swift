@@ -21,6 +21,7 @@ public enum Baker {
         try checkOutput(output, for: plan.checkpoint)
         let store = plan.checkpoint.store
         let checksum = BackgroundChecksum(files: Array(Set(store.tensors.map(\.file))))
+        defer { checksum.finish() }
         let dropped = Set(plan.dropped.map(\.name))
         var scaled: [String: ScaledTensor] = [:]
         for edit in plan.edits where edit.rowsChanged > 0 { scaled[edit.info.name] = ScaledTensor(edit, from: store) }
@@ -130,7 +131,7 @@ public enum Baker {
         return type == .typeRegular
     }
 
-    static func configWithProvenance(_ bytes: [UInt8], file: String, table: TemperatureTable, checksum: String) throws -> [UInt8] {
+    public static func configWithProvenance(_ bytes: [UInt8], file: String, table: TemperatureTable, checksum: String) throws -> [UInt8] {
         guard case .object(var members) = try JSONReader.parse(bytes) else {
             throw ModelConfigError.unreadable(file: file, detail: "not a JSON object")
         }
@@ -140,8 +141,8 @@ public enum Baker {
         return Array((JSONWriter.pretty(.object(members)) + "\n").utf8)
     }
 
-    /// Refuses an output that is the input or inside it, or whose name does not fit the format.
-    static func checkOutput(_ output: String, for checkpoint: Checkpoint) throws {
+    /// Refuses an output that is the input, inside it, or one of its files.
+    public static func checkOutsideInput(_ output: String, for checkpoint: Checkpoint) throws {
         func resolved(_ p: String) -> String { URL(fileURLWithPath: p).standardizedFileURL.resolvingSymlinksInPath().path }
         let out = resolved(output)
         let input = resolved(checkpoint.path)
@@ -149,6 +150,11 @@ public enum Baker {
         for part in Set(checkpoint.store.tensors.map(\.file)) where resolved(part) == out {
             throw BakeError.outputInsideInput(output: output, input: part)
         }
+    }
+
+    /// Refuses an output that is the input or inside it, or whose name does not fit the format.
+    static func checkOutput(_ output: String, for checkpoint: Checkpoint) throws {
+        try checkOutsideInput(output, for: checkpoint)
         switch checkpoint.format {
         case .gguf where !output.hasSuffix(".gguf"):
             throw BakeError.unsupportedOutput(output: output, detail: "the source is GGUF, so the output must be a .gguf file")
@@ -164,19 +170,32 @@ public enum Baker {
 }
 
 /// A checkpoint's SHA-256 computed on a background thread.
-final class BackgroundChecksum: @unchecked Sendable {
+///
+/// Whoever starts one must `finish()` it on every path (a `defer`): a process that exits
+/// after an error while the thread is still inside libcrypto can crash in libcrypto's exit
+/// handlers, turning a clear error message into a core dump.
+public final class BackgroundChecksum: @unchecked Sendable {
     private var result: Result<String, Error>?
     private let done = DispatchSemaphore(value: 0)
+    private let lock = NSLock()
+    private var stopped = false
 
-    init(files: [String]) {
+    public init(files: [String]) {
         DispatchQueue.global(qos: .userInitiated).async { [self] in
-            result = Result { try SHA256.checkpoint(files: files) }
+            result = Result { try SHA256.checkpoint(files: files, stop: { [self] in self.lock.withLock { self.stopped } }) }
             done.signal()
         }
     }
 
+    /// Stops the hash if it is still running and waits for the thread to leave it.
+    public func finish() {
+        lock.withLock { stopped = true }
+        done.wait()
+        done.signal()
+    }
+
     /// Blocks until the checksum is known.
-    func wait() throws -> String {
+    public func wait() throws -> String {
         done.wait()
         done.signal()
         return try result!.get()

@@ -12,5 +12,5 @@ public enum Provenance {
 
     /// The checksum's stand-in while it is being computed: same length, so headers written with
     /// it are rewritten in place once it is known.
-    static let placeholder = String(repeating: "0", count: 64)
+    public static let placeholder = String(repeating: "0", count: 64)
 }

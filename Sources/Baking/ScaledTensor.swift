@@ -32,7 +32,11 @@ final class ScaledTensor {
         }
     }
 
+    /// Streams the scaled tensor to `sink`. Each call starts the reports afresh, so a tensor
+    /// read twice is not counted twice.
     func write(to sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+        report = .none
+        requantized = Requantized()
         let info = edit.info
         let type = BakePlan.ggmlType(info.type)!  // checked by the plan
         let rows = edit.rows

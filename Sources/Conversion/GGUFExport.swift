@@ -27,8 +27,10 @@ public struct GGUFExport {
     /// What a user should know: skipped tensors, fallback types, tokenizer caveats.
     public let notes: [String]
 
-    public static func plan(_ checkpoint: Checkpoint, type requested: GGUFOutputType?) throws -> GGUFExport {
-        let store = checkpoint.store
+    /// - Parameter tensors: where to read the tensors from instead of the checkpoint's own store
+    ///   (the bake's `ScaledStore`, which writes a baked model straight to GGUF).
+    public static func plan(_ checkpoint: Checkpoint, type requested: GGUFOutputType?, tensors view: (any TensorStore)? = nil) throws -> GGUFExport {
+        let store = view ?? checkpoint.store
         let source = checkpoint.path
         let config = try checkpoint.requireConfig()
         guard NameConvention.detect(store) == .huggingFace else {

@@ -14,10 +14,13 @@ public struct HuggingFaceExport {
     public let files: [(name: String, contents: [UInt8])]
     public let notes: [String]
 
-    public static func plan(_ checkpoint: Checkpoint, dtype requested: DType?) throws -> HuggingFaceExport {
+    /// - Parameter tensors: where to read the tensors from instead of the GGUF file itself (the
+    ///   bake's `ScaledStore`); metadata and vocabulary still come from the file.
+    public static func plan(_ checkpoint: Checkpoint, dtype requested: DType?, tensors view: (any TensorStore)? = nil) throws -> HuggingFaceExport {
         guard let file = checkpoint.store as? GGUFFile else {
             throw ConvertError.unsupportedGGUF(source: checkpoint.path, detail: "not a GGUF file")
         }
+        let store = view ?? file
         let source = checkpoint.path
         let config = try checkpoint.requireConfig()
         try config.check(against: file)
@@ -32,7 +35,7 @@ public struct HuggingFaceExport {
             notes.append("quantised tensors are dequantised to \(dtype.code): the values are the quantised ones, not the original weights")
         }
         var tensors: [OutputTensor] = []
-        for info in file.tensors {
+        for info in store.tensors {
             guard let role = TensorRole.parse(info.name, .gguf) else {
                 if info.name == "rope_freqs.weight" {
                     throw ConvertError.unsupportedGGUF(source: source, detail: "rope_freqs.weight holds llama.cpp's per-dimension RoPE factors (Llama 3 scaling), which nopekit cannot turn back into config.json's rope_scaling yet")
@@ -44,7 +47,7 @@ public struct HuggingFaceExport {
                 permutation = .init(.toHuggingFace, headDim: config.headDim)
             }
             let target: DType = info.dtype.map { $0.isFloat ? dtype : $0 } ?? dtype
-            tensors.append(try TensorTranscoder.output(info, from: file, as: .plain(target), name: role.name(.huggingFace), permutation: permutation))
+            tensors.append(try TensorTranscoder.output(info, from: store, as: .plain(target), name: role.name(.huggingFace), permutation: permutation))
         }
         let vocabulary = try GGUFVocabulary.fromGGUF(file.metadata, file: source)
         let configJSON = config.huggingFaceJSON(dtype: dtype, padTokenID: vocabulary?.padding)

@@ -707,7 +707,7 @@ def bad_table_text() -> str:
 
 
 def owned(work: Path):
-    names = ST_CASES + [PAPER, "bad.temps.json", "refused-st", "refused.gguf"] + [f"tiny-{t}.gguf" for t in GGUF_TAGS]
+    names = ST_CASES + [PAPER, "bad.temps.json", "refused-st", "refused.gguf", "cross.gguf", "cross-hf"] + [f"tiny-{t}.gguf" for t in GGUF_TAGS]
     out = [work / n for n in names]
     out += list(work.glob(".*nopekit-partial*")) + list(work.glob(PARTIAL_GLOB))
     return out
@@ -719,6 +719,86 @@ def clean(work: Path):
             shutil.rmtree(p)
         elif p.exists() or p.is_symlink():
             p.unlink()
+
+
+def llamacpp_unpermute(w: np.ndarray, n_head: int) -> np.ndarray:
+    """Inverse of convert_hf_to_gguf.py's LlamaModel.permute (rows of one head interleaved)."""
+    rows = w.shape[0]
+    return w.reshape(n_head, rows // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def run_cross_format(r: Runner, ctx: Ctx):
+    """bake --format: HF F32 -> GGUF read by PyPI gguf (q rows = numpy's float32 product after
+    undoing llama.cpp's Q permutation), GGUF Q8_0 -> HF folder read by PyPI safetensors (q rows
+    = s * gguf.quants.dequantize(source) within one fp16 rounding of the block scales), with the
+    provenance in both."""
+    table = ctx.fixtures / "table.temps.json"
+    src = ctx.fixtures / "st-f32"
+    out = ctx.work / "cross.gguf"
+    proc, cmdline = r.run("bake", src, "--temps", table, "--out", out, "--format", "gguf")
+    if not r.check("bake st-f32 --format gguf exits 0", expect_success, proc, cmdline):
+        return
+
+    def to_gguf():
+        cfg = json.loads((src / "config.json").read_text())
+        heads, hd = cfg["num_attention_heads"], cfg["head_dim"]
+        source = load_st(src / "model.safetensors")[1]
+        reader = gguf.GGUFReader(str(out))
+        kv = gguf_kv_values(out)
+        tensors = {t.name: t for t in reader.tensors}
+        checked = 0
+        for layer, row in enumerate(ctx.table_scales):
+            if row is None:
+                continue
+            t = tensors[f"blk.{layer}.attn_q.weight"]
+            got = llamacpp_unpermute(np.asarray(t.data, dtype=np.float32).reshape(heads * hd, -1), heads)
+            code, shape, raw = source[f"model.layers.{layer}.self_attn.q_proj.weight"]
+            w = np.frombuffer(raw, dtype=PLAIN[code]).reshape(shape)
+            want = (w.astype(np.float32) * head_rows(row, hd)[:, None]).astype(np.float32)
+            if got.tobytes() != want.tobytes():
+                raise CheckFail(f"blk.{layer}.attn_q.weight: {first_diff_elem(got.tobytes(), want.tobytes(), 4)}")
+            checked += 1
+        if kv.get("nopekit.source_sha256", (None, None))[1] != source_checksum(src / "model.safetensors"):
+            raise CheckFail("nopekit.source_sha256 is not the source's sha256")
+        check_table_obj(json.loads(kv["nopekit.temperatures"][1]), ctx.table_scales, "nopekit.temperatures")
+        return f"{checked} q tensors equal numpy's product, provenance present"
+
+    r.check("bake --format gguf: PyPI gguf reads it; scaled q rows exact; provenance", to_gguf)
+
+    gsrc = ctx.fixtures / "gguf" / "tiny-q8_0.gguf"
+    hf = ctx.work / "cross-hf"
+    proc, cmdline = r.run("bake", gsrc, "--temps", table, "--out", hf, "--format", "safetensors")
+    if not r.check("bake tiny-q8_0.gguf --format safetensors exits 0", expect_success, proc, cmdline):
+        return
+
+    def to_hf():
+        folder = load_folder(hf)
+        cfg = folder["config"]
+        if cfg.get("nopekit_source_sha256") != source_checksum(gsrc):
+            raise CheckFail("config.json nopekit_source_sha256 is not the source's sha256")
+        check_table_obj(cfg.get("nopekit_temperatures"), ctx.table_scales, "config.json nopekit_temperatures")
+        meta, tensors = next(iter(folder["shards"].values()))
+        if meta.get("nopekit_source_sha256") != cfg["nopekit_source_sha256"]:
+            raise CheckFail("__metadata__ nopekit_source_sha256 differs from config.json's")
+        heads, hd = cfg["num_attention_heads"], cfg["head_dim"]
+        reader = gguf.GGUFReader(str(gsrc))
+        src_t = {t.name: t for t in reader.tensors}
+        worst = 0.0
+        for layer, row in enumerate(ctx.table_scales):
+            if row is None:
+                continue
+            t = src_t[f"blk.{layer}.attn_q.weight"]
+            deq = gguf.quants.dequantize(np.asarray(t.data), t.tensor_type).reshape(heads * hd, -1)
+            want = llamacpp_unpermute(deq, heads) * head_rows(row, hd)[:, None]
+            code, shape, raw = tensors[f"model.layers.{layer}.self_attn.q_proj.weight"]
+            got = np.frombuffer(raw, dtype=PLAIN[code]).reshape(shape).astype(np.float32)
+            rel = float(np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-30))
+            worst = max(worst, rel)
+        if worst > 2.0 ** -11:
+            raise CheckFail(f"q rows differ from s * dequantize(source) by {worst:.3g} (> 2^-11)")
+        return f"worst relative difference {worst:.2g} (fp16 scale rounding)"
+
+    r.check("bake --format safetensors: PyPI safetensors reads it; q rows = s * dequantize; provenance", to_hf)
 
 
 def run_all(r: Runner, fixtures: Path, work: Path) -> None:
@@ -748,6 +828,7 @@ def run_all(r: Runner, fixtures: Path, work: Path) -> None:
     run_st_case(r, ctx, PAPER, from_checkpoint=True)
     for t in GGUF_TAGS:
         run_gguf_case(r, ctx, f"tiny-{t}.gguf")
+    run_cross_format(r, ctx)
 
     bad = work / "bad.temps.json"
     bad.write_text(bad_table_text())

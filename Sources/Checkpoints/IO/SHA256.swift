@@ -31,13 +31,16 @@ public final class SHA256 {
 
     /// The SHA-256 of a file's bytes, read with read(2) into one 4 MiB buffer (no mapping,
     /// so no page-table work, and nothing stays resident).
-    public static func file(_ path: String) throws -> String {
+    /// `stop` is asked between reads; when it says true the hash is abandoned with
+    /// `CancellationError`.
+    public static func file(_ path: String, stop: () -> Bool = { false }) throws -> String {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw FileError.cannotOpen(path: path, reason: String(cString: strerror(errno))) }
         defer { close(fd) }
         let hasher = SHA256()
         var buffer = [UInt8](repeating: 0, count: 4 << 20)
         while true {
+            if stop() { throw CancellationError() }
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
             if n < 0 {
                 if errno == EINTR { continue }
@@ -54,11 +57,11 @@ extension SHA256 {
     /// The checksum of a checkpoint's weight files: the file's own SHA-256 for one file; for
     /// several (shards, split GGUF), the SHA-256 of their `sha256sum`-style lines
     /// ("<hex>  <file name>\n", sorted by name).
-    public static func checkpoint(files: [String]) throws -> String {
+    public static func checkpoint(files: [String], stop: () -> Bool = { false }) throws -> String {
         let sorted = Set(files).sorted()
-        if sorted.count == 1 { return try file(sorted[0]) }
+        if sorted.count == 1 { return try file(sorted[0], stop: stop) }
         let lines = SHA256()
-        for f in sorted { lines.update(Array("\(try file(f))  \((f as NSString).lastPathComponent)\n".utf8)) }
+        for f in sorted { lines.update(Array("\(try file(f, stop: stop))  \((f as NSString).lastPathComponent)\n".utf8)) }
         return lines.finish()
     }
 }

@@ -145,13 +145,13 @@ public enum SafetensorsWriter {
     /// index when there is more than one shard, and `extraFiles` (config.json, tokenizer files…).
     /// The folder is assembled under a temporary name and renamed into place when complete.
     /// `progress` is called after each tensor with (bytes written so far, total bytes).
-    public static func writeFolder(_ tensors: [OutputTensor], metadata: [String: String], to folder: String,
+    public static func writeFolder(_ tensors: [OutputTensor], metadata: [String: String], late: LateMetadata? = nil, to folder: String,
                                    maxShardBytes: Int?, extraFiles: () throws -> [(name: String, contents: [UInt8])] = { [] },
                                    progress: ((Int, Int) -> Void)? = nil) throws {
         let planned = planShards(tensors, maxShardBytes: maxShardBytes)
         let named = planned.enumerated().map { (file: shardName($0.offset, of: planned.count), tensors: $0.element) }
         try writeFolder(shards: named, index: named.count > 1 ? Array(indexJSON(shards: named).utf8) : nil,
-                        metadata: { _ in metadata }, to: folder, extraFiles: extraFiles, progress: progress)
+                        metadata: { _ in metadata }, late: late, to: folder, extraFiles: extraFiles, progress: progress)
     }
 
     /// Writes an HF checkpoint folder with the given shard files (names and contents), `index`

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Baking
 import Checkpoints
+import Conversion
 import Foundation
 
 /// `nopekit bake`: write a patched checkpoint with the temperatures in the weights.
@@ -36,8 +37,14 @@ struct BakeCommand: ParsableCommand {
     @Option(name: .long, help: "Output: a folder (from a folder), a .safetensors file or a .gguf file; must not exist.")
     var out: String
 
-    @Option(name: .long, help: "Output format: same (the source's). Converting is `nopekit convert`'s job.")
+    @Option(name: .long, help: "Output format: same (the source's layout, every other byte copied), gguf (from a Hugging Face checkpoint) or safetensors (a Hugging Face folder from a GGUF file), written as `nopekit convert` writes it.")
     var format: Format = .same
+
+    @Option(name: .long, help: ArgumentHelp("With --format gguf: type of the 2-D weights, quantised after scaling (default: the source's float type).", valueName: "type"))
+    var type: GGUFOutputType?
+
+    @Option(name: .long, help: ArgumentHelp("With --format safetensors: float type of the weights (default: F16/BF16 when every weight is, else F32).", valueName: "dtype"))
+    var dtype: Convert.TargetType?
 
     @Flag(name: .customLong("dry-run"), help: "Print what would change (tensors, bytes) without writing.")
     var dryRun = false
@@ -53,19 +60,23 @@ struct BakeCommand: ParsableCommand {
         guard (temps != nil) != fromCheckpointScales else {
             throw ValidationError("give either --temps TABLE or --from-checkpoint-scales")
         }
+        if type != nil && format != .gguf { throw ValidationError("--type sets the weights of --format gguf output") }
+        if dtype != nil && format != .safetensors { throw ValidationError("--dtype sets the weights of --format safetensors output") }
     }
 
     func run() throws {
         let checkpoint = try Checkpoint.open(model, position: try modelOptions.positionSpec)
         let sourceFormat = checkpoint.format == .gguf ? Format.gguf : .safetensors
-        if format != .same && format != sourceFormat {
-            throw BakeError.formatChange(source: model, requested: format.rawValue)
-        }
         let scales: BakePlan.Scales = try temps.map { .table(try TemperatureTable.load($0), file: $0) } ?? .checkpoint
         let plan = try BakePlan.make(checkpoint, scales: scales, requantize: requantize)
         if plan.isIdentity { Terminal.note("every scale is 1: the output's tensors will equal the source's") }
         let report: BakeReport
-        if dryRun {
+        if format != .same && format != sourceFormat {
+            let target: BakedConversion.Target = format == .gguf ? .gguf(type) : .huggingFace(dtype?.dtype)
+            let done = try BakedConversion.bake(plan, as: target, to: out, dryRun: dryRun, progress: dryRun ? nil : Progress("baking").update)
+            done.notes.forEach(Terminal.note)
+            report = done.report
+        } else if dryRun {
             report = Baker.dryRun(plan, output: out)
         } else {
             let progress = Progress("baking")
