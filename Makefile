@@ -25,6 +25,8 @@ run: deps release
 ## GGUF and HF folders included).
 # The engine and tokenizer targets are compiled with -O in this debug build (Package.swift).
 test: export NOPEKIT_OPTIMIZE_DEBUG = 1
+# Remembered source checksums (ChecksumCache) stay inside the build folder, not ~/.cache.
+test: export NOPEKIT_CACHE_DIR = $(CURDIR)/.build/checksum-cache
 test: deps venv
 	swift test $(SWIFT_FLAGS) --skip TrainerTests --skip lambdaOnlyPathAgrees
 	# The bit-for-bit checks (exact resume; the λ-only backward against the full one) run in a

@@ -17,10 +17,12 @@ public enum Baker {
 
     /// Bakes `plan` into `output`, which must not exist. Nothing is left at `output` (or beside
     /// it) when this throws.
-    public static func bake(_ plan: BakePlan, to output: String, progress: ((Int, Int) -> Void)? = nil) throws -> BakeReport {
+    /// `checksumCache` remembers source digests between runs (`ChecksumCache`).
+    public static func bake(_ plan: BakePlan, to output: String, checksumCache: ChecksumCache = .standard,
+                            progress: ((Int, Int) -> Void)? = nil) throws -> BakeReport {
         try checkOutput(output, for: plan.checkpoint)
         let store = plan.checkpoint.store
-        let checksum = BackgroundChecksum(files: Array(Set(store.tensors.map(\.file))))
+        let checksum = BackgroundChecksum(files: Array(Set(store.tensors.map(\.file))), cache: checksumCache)
         defer { checksum.finish() }
         let dropped = Set(plan.dropped.map(\.name))
         var scaled: [String: ScaledTensor] = [:]
@@ -180,9 +182,9 @@ public final class BackgroundChecksum: @unchecked Sendable {
     private let lock = NSLock()
     private var stopped = false
 
-    public init(files: [String]) {
+    public init(files: [String], cache: ChecksumCache = .standard) {
         DispatchQueue.global(qos: .userInitiated).async { [self] in
-            result = Result { try SHA256.checkpoint(files: files, stop: { [self] in self.lock.withLock { self.stopped } }) }
+            result = Result { try SHA256.checkpoint(files: files, cache: cache, stop: { [self] in self.lock.withLock { self.stopped } }) }
             done.signal()
         }
     }

@@ -57,11 +57,13 @@ extension SHA256 {
     /// The checksum of a checkpoint's weight files: the file's own SHA-256 for one file; for
     /// several (shards, split GGUF), the SHA-256 of their `sha256sum`-style lines
     /// ("<hex>  <file name>\n", sorted by name).
-    public static func checkpoint(files: [String], stop: () -> Bool = { false }) throws -> String {
+    /// Each file's digest comes from `cache` when the file is unchanged since it was last
+    /// hashed (`ChecksumCache`); pass `ChecksumCache(folder: nil)` to hash afresh.
+    public static func checkpoint(files: [String], cache: ChecksumCache = .standard, stop: () -> Bool = { false }) throws -> String {
         let sorted = Set(files).sorted()
-        if sorted.count == 1 { return try file(sorted[0], stop: stop) }
+        if sorted.count == 1 { return try cache.sha256(of: sorted[0], stop: stop) }
         let lines = SHA256()
-        for f in sorted { lines.update(Array("\(try file(f, stop: stop))  \((f as NSString).lastPathComponent)\n".utf8)) }
+        for f in sorted { lines.update(Array("\(try cache.sha256(of: f, stop: stop))  \((f as NSString).lastPathComponent)\n".utf8)) }
         return lines.finish()
     }
 }
