@@ -44,7 +44,7 @@ struct Extend: ParsableCommand {
     @Option(name: .long, help: "Output folder (must not exist; default: extended-<model>-<target>).")
     var out: String?
 
-    @Option(name: .long, help: "Output format: same (the source's). Converting is `nopekit convert`'s job.")
+    @Option(name: .long, help: "Output format: same (the source's, verified against it). For another format, bake OUT/scales.temps.json with `nopekit bake --format`.")
     var format: String = "same"
 
     @OptionGroup var verify: VerifyOptions
@@ -56,7 +56,7 @@ struct Extend: ParsableCommand {
     func validate() throws {
         if let targetLength, targetLength < 16 { throw ValidationError("--target-length must be at least 16") }
         if model != nil && data == nil { throw ValidationError("give --data FILE to calibrate the search on (text, JSONL or tokens)") }
-        guard format == "same" else { throw ValidationError("--format: the patched model keeps the source's format; convert it afterwards with `nopekit convert`") }
+        guard format == "same" else { throw ValidationError("--format: extend verifies the patched model in the source's format; for another format, run `nopekit bake MODEL --temps OUT/scales.temps.json --format gguf|safetensors` afterwards") }
         if let out, FileManager.default.fileExists(atPath: out) { throw ValidationError("\(out) exists; choose another --out") }
     }
 
