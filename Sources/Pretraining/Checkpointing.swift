@@ -56,7 +56,7 @@ extension Trainer {
                      "| batch | \(options.batch) sequences |",
                      "| optimiser | AdamW lr \(options.optimizer.learningRate), betas (\(options.optimizer.beta1), \(options.optimizer.beta2)), wd \(options.optimizer.weightDecay), clip \(options.optimizer.clipNorm), warmup \(options.optimizer.warmupSteps), cosine to \(options.optimizer.minimumFraction) |",
                      "| seed | \(options.seed) |",
-                     "| data | `nopekit corpus` grammar prose + passkey documents (≤ \(options.length * 2) bytes), \(options.corpusBytes) bytes |",
+                     "| data | `nopekit corpus` grammar prose + passkey documents (≤ \(options.length) bytes; held-out ≤ \(options.length * 2)), \(options.corpusBytes) bytes |",
                      "| steps done | \(log.last?.step ?? 0) of \(options.steps) |",
                      String(format: "| training time | %.0f s |", log.last?.seconds ?? 0), "",
                      "## Loss curve", "", "| step | train loss | held-out loss | passkey |", "|---|---|---|---|"]
