@@ -23,22 +23,30 @@ import Testing
         try handle.close()
     }
 
+    /// Runs `arguments` with SIGKILL after 0.15, 0.3, 0.6, 1.2 s (until killed twice); a killed
+    /// run must not have published `output`, a finished one is removed for the next try.
+    /// Returns how many runs were killed.
+    static func killAtIncreasingDelays(_ arguments: [String], output: String, environment: [String: String?] = [:]) throws -> Int {
+        var kills = 0
+        for delay in [0.15, 0.3, 0.6, 1.2] where kills < 2 {
+            let r = try CLIRunner.run(arguments, environment: environment, timeout: delay)
+            if r.status == 9 {
+                kills += 1
+                #expect(!FileManager.default.fileExists(atPath: output), "a killed \(arguments[0]) published its output")
+            } else {
+                #expect(r.status == 0, "\(r.stderr)")
+                try FileManager.default.removeItem(atPath: output)
+            }
+        }
+        return kills
+    }
+
     @Test func killedConvertLeavesNoOutputAndTheNextRunCleansUp() throws {
         let dir = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try Self.bigSafetensors(dir + "/big.safetensors", megabytes: 400)
         let out = dir + "/out.safetensors"
-        var kills = 0
-        for delay in [0.15, 0.3, 0.6, 1.2] where kills < 2 {
-            let r = try CLIRunner.run(["convert", dir + "/big.safetensors", out, "--dtype", "bf16"], timeout: delay)
-            if r.status == 9 {
-                kills += 1
-                #expect(!FileManager.default.fileExists(atPath: out), "a killed convert published its output")
-            } else {
-                #expect(r.status == 0, "\(r.stderr)")
-                try FileManager.default.removeItem(atPath: out)
-            }
-        }
+        let kills = try Self.killAtIncreasingDelays(["convert", dir + "/big.safetensors", out, "--dtype", "bf16"], output: out)
         #expect(kills > 0, "convert was never killed: the input is too small for this machine")
         let done = try CLIRunner.run(["convert", dir + "/big.safetensors", out, "--dtype", "bf16"])
         #expect(done.status == 0, "\(done.stderr)")
@@ -46,6 +54,60 @@ import Testing
         #expect(left.isEmpty, "temporaries of killed runs remain: \(left)")
         let inspect = try CLIRunner.run(["inspect", out])
         #expect(inspect.status == 0 && inspect.stdout.contains("BF16"), "\(inspect.stdout)")
+    }
+
+    /// A sparse one-layer Llama folder (hidden 2048, 16 heads of 128, vocabulary 32000, F32:
+    /// about 730 MB of zeros that cost nothing on disk) and a table scaling its only layer.
+    static func bigLlamaFolder(_ folder: String) throws -> String {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let (D, F, V, H, E) = (2048, 5632, 32000, 16, 128)
+        let shapes: [(String, [Int])] = [
+            ("model.embed_tokens.weight", [V, D]), ("model.layers.0.input_layernorm.weight", [D]),
+            ("model.layers.0.self_attn.q_proj.weight", [H * E, D]), ("model.layers.0.self_attn.k_proj.weight", [H * E, D]),
+            ("model.layers.0.self_attn.v_proj.weight", [H * E, D]), ("model.layers.0.self_attn.o_proj.weight", [D, H * E]),
+            ("model.layers.0.post_attention_layernorm.weight", [D]), ("model.layers.0.mlp.gate_proj.weight", [F, D]),
+            ("model.layers.0.mlp.up_proj.weight", [F, D]), ("model.layers.0.mlp.down_proj.weight", [D, F]),
+            ("model.norm.weight", [D]), ("lm_head.weight", [V, D]),
+        ]
+        var offset = 0
+        var entries: [String] = []
+        for (name, shape) in shapes {
+            let bytes = shape.reduce(4, *)
+            entries.append("\"\(name)\":{\"dtype\":\"F32\",\"shape\":\(shape),\"data_offsets\":[\(offset),\(offset + bytes)]}")
+            offset += bytes
+        }
+        var header = Array("{\(entries.joined(separator: ","))}".utf8)
+        while header.count % 8 != 0 { header.append(0x20) }
+        let path = folder + "/model.safetensors"
+        FileManager.default.createFile(atPath: path, contents: Data(withUnsafeBytes(of: UInt64(header.count).littleEndian, Array.init) + header))
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try handle.truncate(atOffset: UInt64(8 + header.count + offset))
+        try handle.close()
+        let config = #"{"model_type": "llama", "hidden_size": 2048, "intermediate_size": 5632, "num_hidden_layers": 1, "num_attention_heads": 16, "num_key_value_heads": 16, "vocab_size": 32000, "nopekit_position": "none"}"#
+        try Data(config.utf8).write(to: URL(fileURLWithPath: folder + "/config.json"))
+        let table = folder + ".temps.json"
+        let scales = (0..<16).map { _ in "1.5" }.joined(separator: ", ")
+        let json = #"{"format": "nopekit.temperatures/1", "method": "test", "model": {"architecture": "llama", "layers": 1, "heads": 16, "head_dim": 128}, "scales": [[\#(scales)]], "search": {}}"#
+        try Data(json.utf8).write(to: URL(fileURLWithPath: table))
+        return table
+    }
+
+    /// A bake killed at arbitrary points publishes nothing; the next bake to the same folder
+    /// succeeds and removes the killed runs' temporaries.
+    @Test func killedBakeLeavesNoOutputAndTheNextRunCleansUp() throws {
+        let dir = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let table = try Self.bigLlamaFolder(dir + "/big")
+        let out = dir + "/baked"
+        let args = ["bake", dir + "/big", "--temps", table, "--out", out]
+        let kills = try Self.killAtIncreasingDelays(args, output: out, environment: ["NOPEKIT_CACHE_DIR": "off"])
+        #expect(kills > 0, "bake was never killed: the input is too small for this machine")
+        let done = try CLIRunner.run(args)
+        #expect(done.status == 0, "\(done.stderr)")
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.contains("nopekit-partial") }
+        #expect(left.isEmpty, "temporaries of killed runs remain: \(left)")
+        let inspect = try CLIRunner.run(["inspect", out])
+        #expect(inspect.status == 0, "\(inspect.stdout)")
     }
 
     /// Killed as soon as its step-10 state is saved, a search resumed with --resume ends with
