@@ -119,7 +119,10 @@ enum BakeFixtures {
         #expect(recorded.scales == table.scales)
         let config = try JSONReader.parse([UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/out/config.json"))))
         #expect(config[Provenance.sourceKey]?.stringValue == expected && config[Provenance.temperaturesKey]?["scales"] != nil)
-        #expect(config["model_type"]?.stringValue == "llama")
+        // Every other field is the source's (the organism is a SmolLM3 config with no RoPE layer).
+        let sourceConfig = try JSONReader.parse([UInt8](try Data(contentsOf: URL(fileURLWithPath: Self.organism + "/config.json"))))
+        #expect(config["model_type"]?.stringValue == "smollm3" && config["model_type"] == sourceConfig["model_type"])
+        #expect(config["no_rope_layers"] == sourceConfig["no_rope_layers"] && config["nopekit_position"]?.stringValue == "none")
         for f in ["tokenizer.json", "tokenizer_config.json", "TRAINING.md"] {
             #expect(try Data(contentsOf: URL(fileURLWithPath: "\(dir)/out/\(f)")) == Data(contentsOf: URL(fileURLWithPath: "\(Self.organism)/\(f)")))
         }
