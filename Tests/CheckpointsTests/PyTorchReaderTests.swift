@@ -325,19 +325,7 @@ import Testing
     // MARK: Sharded folders
 
     func shardedCopy(editIndex edit: (inout [JSONMember]) -> Void) throws -> String {
-        let source = Self.path("sharded")
-        let copy = try TestPaths.temporaryFolder()
-        for name in try FileManager.default.contentsOfDirectory(atPath: source) {
-            try FileManager.default.copyItem(atPath: (source as NSString).appendingPathComponent(name),
-                                             toPath: (copy as NSString).appendingPathComponent(name))
-        }
-        let indexPath = (copy as NSString).appendingPathComponent(ShardedPyTorch.indexFileName)
-        let index = try JSONReader.parse(try readBytes(indexPath))
-        var weightMap = index["weight_map"]?.objectValue ?? []
-        edit(&weightMap)
-        let edited = JSONValue.object([JSONMember("metadata", index["metadata"] ?? .null), JSONMember("weight_map", .object(weightMap))])
-        try writeBytes(Array(JSONWriter.pretty(edited).utf8), to: indexPath)
-        return copy
+        try TestPaths.shardedCopy(of: Self.path("sharded"), indexFileName: ShardedPyTorch.indexFileName, editIndex: edit)
     }
 
     @Test func staleShardIndexIsAnErrorNamingTheTensor() throws {

@@ -142,19 +142,7 @@ import Testing
 
     /// A copy of the sharded fixture with its index edited by `edit`.
     func shardedCopy(editIndex edit: (inout [JSONMember]) -> Void) throws -> String {
-        let source = TestPaths.fixture("safetensors/sharded")
-        let copy = try TestPaths.temporaryFolder()
-        for name in try FileManager.default.contentsOfDirectory(atPath: source) {
-            try FileManager.default.copyItem(atPath: (source as NSString).appendingPathComponent(name),
-                                             toPath: (copy as NSString).appendingPathComponent(name))
-        }
-        let indexPath = (copy as NSString).appendingPathComponent(ShardedSafetensors.indexFileName)
-        let index = try JSONReader.parse(try readBytes(indexPath))
-        var weightMap = index["weight_map"]?.objectValue ?? []
-        edit(&weightMap)
-        let edited = JSONValue.object([JSONMember("metadata", index["metadata"] ?? .null), JSONMember("weight_map", .object(weightMap))])
-        try writeBytes(Array(JSONWriter.pretty(edited).utf8), to: indexPath)
-        return copy
+        try TestPaths.shardedCopy(of: TestPaths.fixture("safetensors/sharded"), indexFileName: ShardedSafetensors.indexFileName, editIndex: edit)
     }
 
     @Test func staleIndexIsAnErrorNamingTheTensor() throws {

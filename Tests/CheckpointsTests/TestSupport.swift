@@ -14,6 +14,23 @@ enum TestPaths {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return path
     }
+
+    /// A temporary copy of the sharded checkpoint folder `source` with its index file
+    /// (`indexFileName`) re-written after `edit` changed the `weight_map`.
+    static func shardedCopy(of source: String, indexFileName: String, editIndex edit: (inout [JSONMember]) -> Void) throws -> String {
+        let copy = try temporaryFolder()
+        for name in try FileManager.default.contentsOfDirectory(atPath: source) {
+            try FileManager.default.copyItem(atPath: (source as NSString).appendingPathComponent(name),
+                                             toPath: (copy as NSString).appendingPathComponent(name))
+        }
+        let indexPath = (copy as NSString).appendingPathComponent(indexFileName)
+        let index = try JSONReader.parse(try readBytes(indexPath))
+        var weightMap = index["weight_map"]?.objectValue ?? []
+        edit(&weightMap)
+        let edited = JSONValue.object([JSONMember("metadata", index["metadata"] ?? .null), JSONMember("weight_map", .object(weightMap))])
+        try writeBytes(Array(JSONWriter.pretty(edited).utf8), to: indexPath)
+        return copy
+    }
 }
 
 extension Array where Element == Float {

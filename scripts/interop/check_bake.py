@@ -74,7 +74,6 @@ import importlib.metadata
 import io
 import json
 import logging
-import os
 import re
 import shutil
 import subprocess
@@ -1152,11 +1151,7 @@ def main(argv=None) -> int:
     r = Runner(nopekit, work, args.timeout)
     print(f"interop: safetensors {importlib.metadata.version('safetensors')}, gguf {importlib.metadata.version('gguf')}, numpy {np.__version__}; nopekit {nopekit}; workdir {work}")
 
-    def binary_ok():
-        if not (nopekit.is_file() and os.access(nopekit, os.X_OK)):
-            raise CheckFail(f"{nopekit} not found or not executable")
-
-    if r.check("nopekit binary exists and is executable", binary_ok):
+    if r.check_binary():
         work.mkdir(parents=True, exist_ok=True)
         run_all(r, args.fixtures, work)
     print(f"elapsed {time.monotonic() - t0:.1f}s")

@@ -1809,11 +1809,7 @@ def run_checks(args) -> int:
     print(f"interop: gguf {importlib.metadata.version('gguf')}, safetensors {importlib.metadata.version('safetensors')}, "
           f"tokenizers {importlib.metadata.version('tokenizers')}, numpy {np.__version__}; nopekit {nopekit}; workdir {work}")
 
-    def binary_ok():
-        if not (nopekit.is_file() and os.access(nopekit, os.X_OK)):
-            raise CheckFail(f"{nopekit} not found or not executable")
-
-    if not r.check("nopekit binary exists and is executable", binary_ok):
+    if not r.check_binary():
         print(f"interop: {r.passed} passed, {r.failed} failed")
         return 1
     work.mkdir(parents=True, exist_ok=True)

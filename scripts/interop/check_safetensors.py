@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import struct
 import sys
@@ -359,11 +358,7 @@ def main(argv=None) -> int:
     r = Runner(nopekit, work, args.timeout)
     print(f"interop: safetensors {safetensors.__version__}, numpy {np.__version__}, ml_dtypes {ml_dtypes.__version__}; nopekit {nopekit}; workdir {work}")
 
-    def binary_ok():
-        if not (nopekit.is_file() and os.access(nopekit, os.X_OK)):
-            raise CheckFail(f"{nopekit} not found or not executable")
-
-    if not r.check("nopekit binary exists and is executable", binary_ok):
+    if not r.check_binary():
         print(f"interop: {r.passed} passed, {r.failed} failed")
         return 1
 

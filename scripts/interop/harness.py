@@ -59,6 +59,13 @@ class Runner:
         print(f"PASS {name}" + (f" ({detail})" if detail else ""), flush=True)
         return True
 
+    def check_binary(self):
+        """The first check of every script: the nopekit under test exists and runs."""
+        def binary_ok():
+            if not (self.nopekit.is_file() and os.access(self.nopekit, os.X_OK)):
+                raise CheckFail(f"{self.nopekit} not found or not executable")
+        return self.check("nopekit binary exists and is executable", binary_ok)
+
     def note(self, text):
         print(f"NOTE {text}", flush=True)
 
