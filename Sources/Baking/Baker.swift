@@ -25,9 +25,8 @@ public enum Baker {
         let checksum = BackgroundChecksum(files: Array(Set(store.tensors.map(\.file))), cache: checksumCache)
         defer { checksum.finish() }
         let dropped = Set(plan.dropped.map(\.name))
-        var scaled: [String: ScaledTensor] = [:]
-        for edit in plan.edits where edit.rowsChanged > 0 { scaled[edit.info.name] = ScaledTensor(edit, from: store) }
-        func written(_ info: TensorInfo) -> OutputTensor { scaled[info.name]?.output ?? .copy(info, from: store) }
+        let view = ScaledStore(plan)
+        let written = view.output
 
         var copiedFiles: [String] = [], skippedFiles: [String] = []
         switch store {
@@ -70,8 +69,7 @@ public enum Baker {
             throw BakeError.unsupportedOutput(output: output, detail: "baking reads safetensors and GGUF checkpoints")
         }
         return BakeReport(plan: plan, output: output,
-                          scaled: plan.edits.map { BakeReport.Scaled(edit: $0, report: scaled[$0.info.name]?.report ?? (RowScaling.Report.none),
-                                                                     requantized: scaled[$0.info.name]?.requantized) },
+                          scaled: view.scaledReports,
                           sourceSHA256: try checksum.wait(), copiedFiles: copiedFiles, skippedFiles: skippedFiles, written: true)
     }
 

@@ -2,9 +2,10 @@ import Checkpoints
 
 /// A checkpoint as the bake would write it, read through `TensorStore`: the plan's tensors come
 /// out scaled (one tensor materialised at a time, when read), its dropped scale vectors are
-/// gone, and every other tensor is the source's. `nopekit bake --format` hands this view to the
-/// converter, so a bake into another format reuses the converter's names, Q/K permutation and
-/// quantisers instead of a second copy of them.
+/// gone, and every other tensor is the source's. `Baker` writes it in the source's own layout
+/// (`output(_:)`); `nopekit bake --format` hands it to the converter, so a bake into another
+/// format reuses the converter's names, Q/K permutation and quantisers instead of a second copy
+/// of them.
 public final class ScaledStore: TensorStore {
     public let plan: BakePlan
     public let tensors: [TensorInfo]
@@ -42,12 +43,19 @@ public final class ScaledStore: TensorStore {
         return try bytes.withUnsafeBytes(body)
     }
 
+    /// `info` (a tensor of the source) as a writer of the source's own layout takes it: a
+    /// scaled tensor streamed in row chunks, any other a copy of its bytes that the kernel
+    /// makes from the source file where it can.
+    public func output(_ info: TensorInfo) -> OutputTensor {
+        scaled[info.name]?.output ?? .copy(info, from: base)
+    }
+
     public func releasePages(_ name: String, range: Range<Int>) {
         if scaled[name] == nil { base.releasePages(name, range: range) }
     }
 
     /// What scaling did to each planned tensor (rounding, requantised rows), once read.
     public var scaledReports: [BakeReport.Scaled] {
-        plan.edits.map { BakeReport.Scaled(edit: $0, report: scaled[$0.info.name]?.report ?? .none, requantized: scaled[$0.info.name]?.requantized) }
+        plan.edits.map { BakeReport.Scaled(edit: $0, report: scaled[$0.info.name]?.report ?? RowScaling.Report.none, requantized: scaled[$0.info.name]?.requantized) }
     }
 }
