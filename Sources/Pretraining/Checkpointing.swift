@@ -9,11 +9,12 @@ extension Trainer {
     /// and step) for `--resume`.
     public func save() throws {
         let folder = options.output
-        try ModelFolder.save(parameters, to: folder, metadata: ["nopekit.tool": "nopekit pretrain"])
+        let template = options.corpus.template
+        try ModelFolder.save(parameters, to: folder, metadata: ["nopekit.tool": "nopekit pretrain"], passkeyTemplate: template)
         let checkpoint = folder + "/checkpoint"
         let state = optimizerState
-        try ModelFolder.save(state.m, to: checkpoint + "/m")
-        try ModelFolder.save(state.v, to: checkpoint + "/v")
+        try ModelFolder.save(state.m, to: checkpoint + "/m", passkeyTemplate: template)
+        try ModelFolder.save(state.v, to: checkpoint + "/v", passkeyTemplate: template)
         try ModelFolder.replaceText(checkpoint + "/state.json", "{\"step\": \(state.step), \"rng\": \"\(rngState)\"}\n")
         try ModelFolder.replaceText(folder + "/training_log.jsonl", log.map { e in
             var s = "{\"step\": \(e.step), \"loss\": \(e.loss), \"lr\": \(e.learningRate), \"grad_norm\": \(e.gradientNorm), \"seconds\": \(e.seconds)"
@@ -57,6 +58,7 @@ extension Trainer {
                      "| optimiser | AdamW lr \(options.optimizer.learningRate), betas (\(options.optimizer.beta1), \(options.optimizer.beta2)), wd \(options.optimizer.weightDecay), clip \(options.optimizer.clipNorm), warmup \(options.optimizer.warmupSteps), cosine to \(options.optimizer.minimumFraction) |",
                      "| seed | \(options.seed) |",
                      "| data | `nopekit corpus` grammar prose + passkey documents (≤ \(options.length) bytes; held-out ≤ \(options.length * 2)), \(options.corpusBytes) bytes |",
+                     "| sequences | \(options.corpus == .mixed ? "windows of the packed corpus" : "a passkey document first (short task line), then packed corpus") (`--corpus \(options.corpus.rawValue)`) |",
                      "| steps done | \(log.last?.step ?? 0) of \(options.steps) |",
                      String(format: "| training time | %.0f s |", log.last?.seconds ?? 0), "",
                      "## Loss curve", "", "| step | train loss | held-out loss | passkey |", "|---|---|---|---|"]

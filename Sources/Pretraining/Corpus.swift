@@ -61,9 +61,48 @@ public struct Corpus {
             question: "What is the pass key? The pass key is", answerPrefix: " ")
     }()
 
-    /// A passkey document of about `bytes` bytes with the key sentence at `depth` (0…1).
-    public static func passkeyDocument(key: Int, bytes: Int, depth: Double, _ r: inout Random) -> (text: String, question: String) {
-        let t = passkeyTemplate
+    /// The same wording with a one-line task, for `Style.passkeyFirst`: the long task line
+    /// (147 bytes) with needle and question already fills 250 bytes, which leaves no room for
+    /// filler between needle and question in a 256-byte training sequence. With this one the
+    /// fixed parts (task, needle, question, answer) take 135 bytes, and up to 120 bytes of
+    /// filler fit after BOS.
+    public static let shortPasskeyTemplate: PasskeyTemplate = {
+        var t = passkeyTemplate
+        t.task = "Find the pass key in this text. "
+        return t
+    }()
+
+    /// How training sequences are drawn, and in which wording passkey documents are written.
+    public enum Style: String, CaseIterable, Sendable {
+        /// Documents packed end to end, half of them passkey documents of 64…L bytes in the
+        /// long wording (`passkeyTemplate`), half prose. The bundled NoPE organism. At L = 256
+        /// every passkey document is filler-free: the needle sits right before the question.
+        case mixed
+        /// Every training sequence opens (after BOS) with one passkey document in the short
+        /// wording, filling as much of the sequence as it is drawn to (key at any depth), then
+        /// packed text of the same wording. Every sequence asks for retrieval, from up to
+        /// L − 140 bytes away; the recipe of issue 15's PyTorch trials.
+        case passkeyFirst = "passkey-first"
+
+        /// The wording of this style's passkey documents (written as passkey_prompt.json).
+        public var template: PasskeyTemplate {
+            switch self {
+            case .mixed: return Corpus.passkeyTemplate
+            case .passkeyFirst: return Corpus.shortPasskeyTemplate
+            }
+        }
+
+        /// The style whose wording `template` is (a model folder's passkey_prompt.json).
+        public init?(template: PasskeyTemplate) {
+            guard let style = Self.allCases.first(where: { $0.template == template }) else { return nil }
+            self = style
+        }
+    }
+
+    /// A passkey document of about `bytes` bytes (at least its fixed parts) with the key
+    /// sentence at `depth` (0…1): the prompt up to and including the question, and the answer.
+    public static func passkeyDocument(key: Int, bytes: Int, depth: Double, template t: PasskeyTemplate = passkeyTemplate,
+                                       _ r: inout Random) -> (prompt: String, answer: String) {
         let needle = t.needle(key: key)
         var fillers: [String] = []
         var length = t.task.utf8.count + needle.utf8.count + t.question.utf8.count + 8
@@ -83,16 +122,16 @@ public struct Corpus {
     }
 
     /// About `size` bytes of text: documents separated by "\n\n", half of them passkey documents
-    /// of 64…`maxDocument` bytes, the rest prose paragraphs.
-    public static func generate(seed: UInt64, size: Int, maxDocument: Int = 1024) -> String {
+    /// of 64…`maxDocument` bytes in `template`'s wording, the rest prose paragraphs.
+    public static func generate(seed: UInt64, size: Int, maxDocument: Int = 1024, template: PasskeyTemplate = passkeyTemplate) -> String {
         var r = Random(seed: seed)
         var out = ""
         out.reserveCapacity(size + maxDocument)
         while out.utf8.count < size {
             if r.chance(0.5) {
                 let bytes = 64 + r.int(max(1, maxDocument - 64))
-                let doc = passkeyDocument(key: 10000 + r.int(90000), bytes: bytes, depth: Double(r.int(1001)) / 1000, &r)
-                out += doc.text + doc.question + "\n\n"
+                let doc = passkeyDocument(key: 10000 + r.int(90000), bytes: bytes, depth: Double(r.int(1001)) / 1000, template: template, &r)
+                out += doc.prompt + doc.answer + "\n\n"
             } else {
                 var paragraph = ""
                 let sentences = 2 + r.int(8)

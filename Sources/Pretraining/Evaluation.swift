@@ -26,15 +26,16 @@ public struct Evaluation {
     public init(model: LlamaModel) { self.model = model }
 
     /// Mean next-token loss (nats) over about `sequences` chunks of `length`, and the fraction
-    /// of `sequences` passkey prompts (10 depths × sequences/10 trials) answered exactly; the
-    /// passkey is nil when `length` is below the shortest prompt.
-    public func run(heldOut: [UInt8], length: Int, sequences: Int, temperatures: [[Float]?]? = nil, seed: UInt64) throws -> (loss: Double, passkey: Double?) {
+    /// of `sequences` passkey prompts in `template`'s wording (10 depths × sequences/10
+    /// trials) answered exactly; the passkey is nil when `length` is below the shortest prompt.
+    public func run(heldOut: [UInt8], length: Int, sequences: Int, template: PasskeyTemplate, temperatures: [[Float]?]? = nil,
+                    seed: UInt64) throws -> (loss: Double, passkey: Double?) {
         let scoredPerChunk = length - 1 - length / 2
         let perplexity = try Perplexity(model: model, temperatures: temperatures)
             .measure(.chunks, stream: heldOut.map(Int.init), length: length, bos: ByteVocabulary.bos, maxTokens: sequences * scoredPerChunk)
         let grid = PasskeyGrid(lengths: [length], trials: max(1, sequences / PasskeyGrid.depths), seed: seed)
         let prompts: [PasskeyPrompt]
-        do { prompts = try grid.prompts(Corpus.passkeyTemplate, tokenizer: Self.tokenizer) } catch VerificationError.lengthTooShortForPrompt {
+        do { prompts = try grid.prompts(template, tokenizer: Self.tokenizer) } catch VerificationError.lengthTooShortForPrompt {
             return (perplexity.meanLoss, nil)
         }
         let outcomes = try PasskeyRun(model: model, temperatures: temperatures).run(prompts)

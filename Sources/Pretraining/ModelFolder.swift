@@ -15,8 +15,10 @@ public enum ModelFolder {
         JSONWriter.pretty(c.huggingFaceJSON(dtype: .f32, padTokenID: nil)) + "\n"
     }
 
-    /// Saves weights and companion files into `folder` (created if needed).
-    public static func save(_ p: Parameters, to folder: String, metadata: [String: String] = [:]) throws {
+    /// Saves weights and companion files into `folder` (created if needed); `passkeyTemplate`
+    /// is the wording the model was trained on.
+    public static func save(_ p: Parameters, to folder: String, metadata: [String: String] = [:],
+                            passkeyTemplate: PasskeyTemplate = Corpus.passkeyTemplate) throws {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let store = ParameterStore(p)
         let outputs = p.tensorList.map { t in OutputTensor.copy(store.lookup(t.name)!, from: store) }
@@ -24,7 +26,7 @@ public enum ModelFolder {
         try replaceText(folder + "/config.json", configJSON(p.config))
         try replaceText(folder + "/tokenizer.json", ByteVocabulary.tokenizerJSON)
         try replaceText(folder + "/tokenizer_config.json", ByteVocabulary.tokenizerConfigJSON)
-        try replaceText(folder + "/" + PasskeyTemplate.fileName, JSONWriter.pretty(Corpus.passkeyTemplate.json, sortKeys: false) + "\n")
+        try replaceText(folder + "/" + PasskeyTemplate.fileName, JSONWriter.pretty(passkeyTemplate.json, sortKeys: false) + "\n")
     }
 
     /// Writes `path` through `write` under a temporary name, then renames it over the old file

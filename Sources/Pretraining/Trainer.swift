@@ -22,6 +22,8 @@ public final class Trainer {
         /// A causal sliding window (keys per query, itself included) on every RoPE layer: the
         /// local-RoPE + global-NoPE hybrid of Llama 4 and Command A. Nil: every layer global.
         public var slidingWindow: Int?
+        /// How training sequences are drawn and in which passkey wording (`Corpus.Style`).
+        public var corpus = Corpus.Style.mixed
         public var evalEvery = 250
         public var evalSequences = 64
         public var corpusBytes = 8_000_000
@@ -74,8 +76,9 @@ public final class Trainer {
         settings.totalSteps = o.steps
         optimizer = AdamW(like: parameters, settings: settings)
         backprop = try Backprop(config: config, threads: o.threads)
-        train = Array(Corpus.generate(seed: o.seed, size: o.corpusBytes, maxDocument: o.length).utf8)
-        heldOut = Array(Corpus.generate(seed: o.seed &+ 1_000_003, size: max(200_000, o.evalSequences * o.length * 2), maxDocument: o.length * 2).utf8)
+        train = Array(Corpus.generate(seed: o.seed, size: o.corpusBytes, maxDocument: o.length, template: o.corpus.template).utf8)
+        heldOut = Array(Corpus.generate(seed: o.seed &+ 1_000_003, size: max(200_000, o.evalSequences * o.length * 2), maxDocument: o.length * 2,
+                                        template: o.corpus.template).utf8)
         rng = Corpus.Random(seed: o.seed &+ 7)
     }
 
@@ -100,14 +103,26 @@ public final class Trainer {
                           finalNorm: Array(repeating: 1, count: D), lmHead: normal(V * D, std: 0.02))
     }
 
-    /// A random window of `length` tokens from `data`, starting at a document boundary half
-    /// the time (so BOS-like starts are seen), BOS first.
+    /// A training sequence of `length` tokens, BOS first. `.mixed`: a random window of `data`,
+    /// starting at a document boundary half the time (so BOS-like starts are seen).
+    /// `.passkeyFirst`: a fresh passkey document of random size that fits whole (answer and
+    /// "\n\n" included), then text of `data` from a document boundary.
     func window(_ data: [UInt8], length: Int) -> [Int] {
-        var start = rng.int(data.count - length)
-        if rng.chance(0.5) {
+        var head: [UInt8] = []
+        if options.corpus == .passkeyFirst {
+            let template = options.corpus.template
+            repeat {
+                let key = 10000 + rng.int(90000), bytes = length / 2 + rng.int(length / 2), depth = Double(rng.int(1001)) / 1000
+                let doc = Corpus.passkeyDocument(key: key, bytes: bytes, depth: depth, template: template, &rng)
+                head = Array((doc.prompt + doc.answer + "\n\n").utf8)
+            } while head.count > length - 1
+        }
+        let rest = length - 1 - head.count
+        var start = rng.int(data.count - rest)
+        if options.corpus == .passkeyFirst || rng.chance(0.5) {
             while start > 0 && !(data[start - 1] == 10 && start >= 2 && data[start - 2] == 10) { start -= 1 }
         }
-        return [ByteVocabulary.bos] + data[start..<(start + length - 1)].map(Int.init)
+        return [ByteVocabulary.bos] + (head + data[start..<(start + rest)]).map(Int.init)
     }
 
     /// Runs the remaining steps (or stops after step `stop`); `report` is called after every
@@ -156,7 +171,8 @@ public final class Trainer {
     /// with the current weights (and λ).
     public func evaluate(length: Int, temperatures: [[Float]?]? = nil) throws -> (loss: Double, passkey: Double?) {
         try Evaluation(parameters: parameters, config: config, threads: options.threads)
-            .run(heldOut: heldOut, length: length, sequences: options.evalSequences, temperatures: temperatures, seed: options.seed)
+            .run(heldOut: heldOut, length: length, sequences: options.evalSequences, template: options.corpus.template,
+                 temperatures: temperatures, seed: options.seed)
     }
 }
 

@@ -25,8 +25,8 @@ import Verification
 
     @Test func passkeyPlacesTheNeedleAtTheDepth() {
         var r = Corpus.Random(seed: 1)
-        let early = Corpus.passkeyDocument(key: 12345, bytes: 2000, depth: 0, &r).text
-        let late = Corpus.passkeyDocument(key: 12345, bytes: 2000, depth: 1, &r).text
+        let early = Corpus.passkeyDocument(key: 12345, bytes: 2000, depth: 0, &r).prompt
+        let late = Corpus.passkeyDocument(key: 12345, bytes: 2000, depth: 1, &r).prompt
         let position = { (t: String) in t.distance(from: t.startIndex, to: t.range(of: "The pass key is 12345")!.lowerBound) }
         #expect(position(early) < 400 && position(late) > 1500)
     }
@@ -138,8 +138,8 @@ import Verification
         #expect(config.positions.allSatisfy { $0 == .none } && config.maxPositionEmbeddings == 256)
         let evaluation = Evaluation(model: try LlamaModel(store: checkpoint.store, config: config, policy: .resident))
         let heldOut = Array(Corpus.generate(seed: 314 &+ 1_000_003, size: 300_000, maxDocument: 512).utf8)
-        let short = try evaluation.run(heldOut: heldOut, length: 256, sequences: 12, seed: 314)
-        let long = try evaluation.run(heldOut: heldOut, length: 1024, sequences: 4, seed: 314)
+        let short = try evaluation.run(heldOut: heldOut, length: 256, sequences: 12, template: Corpus.passkeyTemplate, seed: 314)
+        let long = try evaluation.run(heldOut: heldOut, length: 1024, sequences: 4, template: Corpus.passkeyTemplate, seed: 314)
         let entropyShort = try evaluation.meanEntropy(heldOut: heldOut, length: 256, sequences: 2).reduce(0, +)
         let entropyLong = try evaluation.meanEntropy(heldOut: heldOut, length: 1024, sequences: 2).reduce(0, +)
         print("organism: 256 loss \(short.loss) passkey \(short.passkey); 1024 loss \(long.loss) passkey \(long.passkey); entropy \(entropyShort) → \(entropyLong)")
@@ -156,7 +156,35 @@ import Verification
         #expect(file == Corpus.passkeyTemplate)
         var r = Corpus.Random(seed: 5)
         let doc = Corpus.passkeyDocument(key: 12345, bytes: 300, depth: 0.5, &r)
-        #expect(doc.text.hasPrefix(file.task) && doc.text.contains(file.needle(key: 12345)) && doc.text.hasSuffix(file.question))
+        #expect(doc.prompt.hasPrefix(file.task) && doc.prompt.contains(file.needle(key: 12345)) && doc.prompt.hasSuffix(file.question))
+        #expect(Corpus.Style(template: file) == .mixed)
+    }
+
+    /// passkey-first training sequences: BOS, one whole passkey document in the short wording
+    /// (answer included) that fits the sequence, then text; and some of them put more than the
+    /// local reach of two 64-key windows (126 bytes) between the key and the answer.
+    @Test func passkeyFirstSequencesOpenWithAWholeDocument() throws {
+        var o = Trainer.Options(output: "/nonexistent")
+        (o.layers, o.hidden, o.heads, o.kvHeads, o.headDim, o.intermediate, o.corpusBytes, o.evalSequences) = (2, 64, 4, 2, 16, 128, 100_000, 4)
+        o.corpus = .passkeyFirst
+        let trainer = try Trainer(o)
+        let t = Corpus.shortPasskeyTemplate
+        #expect(Corpus.Style(template: t) == .passkeyFirst && t.task.utf8.count < 40)
+        var farthest = 0
+        for _ in 0..<200 {
+            let tokens = trainer.window(trainer.train, length: 256)
+            #expect(tokens.count == 256 && tokens[0] == ByteVocabulary.bos)
+            let text = String(decoding: tokens.dropFirst().map { UInt8($0) }, as: UTF8.self)
+            #expect(text.hasPrefix(t.task))
+            let question = try #require(text.range(of: t.question))
+            let answer = text[question.upperBound...].prefix(7)
+            #expect(answer.count == 7 && answer.hasPrefix(" ") && answer.hasSuffix("."))
+            let key = String(answer.dropFirst().dropLast())
+            #expect(text[..<question.lowerBound].contains(t.needle(key: Int(key) ?? -1)))
+            let lastKey = try #require(text[..<question.lowerBound].range(of: key, options: .backwards))
+            farthest = max(farthest, text.utf8.distance(from: lastKey.lowerBound, to: question.upperBound))
+        }
+        #expect(farthest > 126)
     }
 }
 

@@ -39,6 +39,8 @@ struct CorpusCommand: ParsableCommand {
     }
 }
 
+extension Corpus.Style: ExpressibleByArgument {}
+
 /// `nopekit pretrain`: train a NoPE (or RoPE) model organism from scratch.
 struct Pretrain: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -70,6 +72,9 @@ struct Pretrain: ParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("Causal sliding window (keys per query) on the RoPE layers, for a local-RoPE + global-NoPE hybrid.", valueName: "keys"))
     var slidingWindow: Int?
+
+    @Option(name: .long, help: ArgumentHelp("How training sequences are drawn: mixed (windows of packed prose and passkey documents) or passkey-first (every sequence opens with a passkey document in a one-line wording, key at any depth).", valueName: "style"))
+    var corpus: Corpus.Style = .mixed
 
     @Option(name: .long, help: "Random seed.")
     var seed: UInt64 = 314
@@ -107,6 +112,7 @@ struct Pretrain: ParsableCommand {
         o.length = length; o.steps = steps; o.batch = batch; o.seed = seed; o.evalEvery = evalEvery
         o.position = try positionSpec()
         o.slidingWindow = slidingWindow
+        o.corpus = corpus
         o.threads = compute.threads
         o.optimizer.learningRate = lr
         o.optimizer.warmupSteps = min(100, max(1, steps / 10))
@@ -142,11 +148,16 @@ extension Pretrain {
         guard !lengths.isEmpty, lengths.allSatisfy({ $0 >= 16 }) else { throw ValidationError("--evaluate takes lengths like 256,512,1024") }
         let opened = try OpenedModel(out, threads: compute.threads)
         let evaluation = Evaluation(model: opened.model)
-        let heldOut = Array(Corpus.generate(seed: seed &+ 1_000_003, size: max(400_000, evalSequences * lengths.max()! * 2), maxDocument: length * 2).utf8)
+        // The model's own wording (passkey_prompt.json) for the prompts, and the held-out text
+        // of the corpus style that wording belongs to.
+        let template = try PasskeyTemplate.resolve(explicit: nil, modelFolder: out).template
+        let style = Corpus.Style(template: template) ?? .mixed
+        let heldOut = Array(Corpus.generate(seed: seed &+ 1_000_003, size: max(400_000, evalSequences * lengths.max()! * 2), maxDocument: length * 2,
+                                            template: style.template).utf8)
         var rows: [[String]] = []
         var json: [JSONValue] = []
         for L in lengths {
-            let (loss, passkey) = try evaluation.run(heldOut: heldOut, length: L, sequences: evalSequences, seed: seed)
+            let (loss, passkey) = try evaluation.run(heldOut: heldOut, length: L, sequences: evalSequences, template: template, seed: seed)
             let entropy = try evaluation.meanEntropy(heldOut: heldOut, length: L, sequences: max(4, evalSequences / 8))
             let mean = entropy.reduce(0, +) / Double(entropy.count)
             rows.append([String(L), String(format: "%.4f", loss), String(format: "%.3f", Foundation.exp(loss)),
