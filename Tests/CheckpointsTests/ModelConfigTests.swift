@@ -181,6 +181,22 @@ import Testing
             try decode(floatLayers)
         }
     }
+
+    /// Found by FuzzConfig: 3·10^15 layers with `layer_types` made decoding allocate per-layer
+    /// settings for every one of them (27 PB) before any tensor was looked at.
+    @Test func layerCountIsBoundedBeforePerLayerSettingsAreAllocated() throws {
+        let huge = Self.llama.replacingOccurrences(of: "\"num_hidden_layers\": 22", with: "\"num_hidden_layers\": 3333333333333334")
+        let detail = "3333333333333334 layers; at most \(ModelConfig.layerLimit) are supported"
+        #expect(throws: ModelConfigError.invalidValue(file: "config.json", key: "num_hidden_layers", detail: detail)) { try decode(huge) }
+        let typed = huge.replacingOccurrences(of: "\"rms_norm_eps\"", with: "\"layer_types\": [\"full_attention\"], \"rms_norm_eps\"")
+        #expect(throws: ModelConfigError.invalidValue(file: "config.json", key: "num_hidden_layers", detail: detail)) { try decode(typed) }
+        #expect(try decode(Self.llama.replacingOccurrences(of: "\"num_hidden_layers\": 22", with: "\"num_hidden_layers\": \(ModelConfig.layerLimit)")).layers == ModelConfig.layerLimit)
+        var gguf = GGUFConfigTests.metadata(headCount: .uint32(4))
+        gguf[1] = GGUFKeyValue("llama.block_count", .uint64(3_333_333_333_333_334))
+        #expect(throws: ModelConfigError.invalidValue(file: "m.gguf", key: "llama.block_count", detail: detail)) {
+            try ModelConfig.decode(gguf: gguf, tensors: [], file: "m.gguf")
+        }
+    }
 }
 
 /// GGUF metadata decoding: the checks of the scalar keys hold for per-layer arrays too.

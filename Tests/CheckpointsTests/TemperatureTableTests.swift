@@ -26,6 +26,19 @@ import Testing
         #expect(throws: TemperatureTableError.self) { try TemperatureTable.decode(try JSONReader.parse(text), file: "bad.json") }
     }
 
+    /// Found by FuzzTemperatureTable: 1.6e105 is a finite Double, so the table loaded with an
+    /// infinite Float scale (which it then wrote as `inf`, not JSON); 1e-60 became a zero scale.
+    @Test(arguments: ["1.6e105", "1e-60", "3.5e38"])
+    func scalesOutsideTheFloatRangeAreRefused(_ value: String) throws {
+        let text = Self.text.replacingOccurrences(of: "[1.5, 1.0, 2.25]", with: "[1.5, \(value), 2.25]")
+        let detail = "scales row 0: every scale must be a positive number within the range of a 32-bit float"
+        #expect(throws: TemperatureTableError.invalid(file: "bad.json", detail: detail)) {
+            try TemperatureTable.decode(try JSONReader.parse(text), file: "bad.json")
+        }
+        let largest = Self.text.replacingOccurrences(of: "[1.5, 1.0, 2.25]", with: "[1.5, 3.4e38, 2.25]")
+        #expect(try TemperatureTable.decode(try JSONReader.parse(largest), file: "ok.json").scales[0]?[1] == 3.4e38)
+    }
+
     /// A non-number is an error naming its row and head, not silently dropped.
     @Test func namesTheRowOfANonNumber() throws {
         let text = Self.text.replacingOccurrences(of: "[1.5, 1.0, 2.25]", with: #"[1.5, "1.0", 2.25]"#)

@@ -39,7 +39,7 @@ extension ModelConfig {
             return v
         }
         let names = Set(tensors.map(\.name))
-        let layers = try required(GGUF.Key.blockCount)
+        let layers = try checkLayerCount(required(GGUF.Key.blockCount), key: key(GGUF.Key.blockCount), file: file)
         let hidden = try required(GGUF.Key.embeddingLength)
         let heads = try required(GGUF.Key.headCount)
         let kvHeads = try int(GGUF.Key.headCountKV) ?? heads

@@ -7,6 +7,21 @@ extension ModelConfig {
     /// overflow; real models are below 2^20 in every dimension).
     public static let sizeLimit = 1 << 31
 
+    /// The most layers a config may declare. Decoding allocates per-layer settings (position
+    /// kind, window) from the layer count before any tensor is looked at, so this bound comes
+    /// first; the deepest published models have a few hundred layers. (The fuzzer found a
+    /// config.json of 3·10^15 layers asking for 27 PB there.)
+    public static let layerLimit = 1 << 16
+
+    /// `count` if it is a layer count nopekit can allocate settings for, else an error naming
+    /// `key`.
+    static func checkLayerCount(_ count: Int, key: String, file: String) throws -> Int {
+        guard count <= layerLimit else {
+            throw ModelConfigError.invalidValue(file: file, key: key, detail: "\(count) layers; at most \(layerLimit) are supported")
+        }
+        return count
+    }
+
     public func check(against store: any TensorStore) throws {
         let source = store.sourcePath
         func fail(_ detail: String) -> ModelConfigError { .doesNotMatchWeights(source: source, detail: detail) }

@@ -182,7 +182,7 @@ extension ModelConfig {
         let r = FieldReader(json: json, file: file)
 
         let hidden = try r.positiveInt("hidden_size")
-        let layers = try r.positiveInt("num_hidden_layers")
+        let layers = try checkLayerCount(r.positiveInt("num_hidden_layers"), key: "num_hidden_layers", file: file)
         let heads = try r.positiveInt("num_attention_heads")
         let kvHeads = try r.optionalPositiveInt("num_key_value_heads") ?? heads
         guard heads % kvHeads == 0 else {

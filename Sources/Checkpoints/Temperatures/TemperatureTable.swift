@@ -63,13 +63,17 @@ public struct TemperatureTable: Equatable, Sendable {
             guard let items = row.arrayValue, items.count == heads else {
                 throw bad("scales row \(l) must be null or a list of \(heads) numbers")
             }
-            var values: [Double] = []
+            var values: [Float] = []
             for (h, item) in items.enumerated() {
                 guard let v = item.doubleValue else { throw bad("scales row \(l), head \(h): \(JSONWriter.compact(item)) is not a number") }
-                values.append(v)
+                values.append(Float(v))
             }
-            guard values.allSatisfy({ $0.isFinite && $0 > 0 }) else { throw bad("scales row \(l): every scale must be finite and positive") }
-            scales.append(values.map(Float.init))
+            // Checked as the Float the engine multiplies by: 1e300 is a finite Double but an
+            // infinite Float, and 1e-60 a positive Double but a zero Float (found by FuzzTemperatureTable).
+            guard values.allSatisfy({ $0.isFinite && $0 > 0 }) else {
+                throw bad("scales row \(l): every scale must be a positive number within the range of a 32-bit float")
+            }
+            scales.append(values)
         }
         return TemperatureTable(method: json["method"]?.stringValue ?? "unknown", architecture: model["architecture"]?.stringValue ?? "unknown",
                                 layers: layers, heads: heads, headDim: headDim, source: model["source"]?.stringValue,
