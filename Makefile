@@ -10,7 +10,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test deps venv release debug fixtures clean
+.PHONY: run test test-asan fuzz deps venv release debug fixtures clean
 
 ## run: install system packages if missing, build release, run the main job: `nopekit extend` on
 ## the bundled NoPE model (search → bake → verify at 4× its training length; output in
@@ -39,6 +39,31 @@ test: deps venv
 	$(PY) scripts/interop/check_pretrain.py --nopekit .build/debug/nopekit --workdir .build/interop-pretrain
 	$(PY) scripts/interop/check_bake.py --nopekit .build/debug/nopekit --workdir .build/interop-bake
 	$(PY) scripts/interop/check_convert.py --nopekit .build/debug/nopekit --workdir .build/interop-convert
+
+## test-asan: the Swift test suite once more, built with AddressSanitizer (its own build folder,
+## .build/asan). An out-of-bounds access, use after free or double free anywhere, in the test
+## process or in a nopekit it runs, fails it: ASan exits such a process with status 86, which no
+## test expects, and the log is searched for its reports as well. Leak checking is off here (the
+## test harness and Open MPI keep memory until exit); the fuzzers check each parser for leaks.
+test-asan: export NOPEKIT_OPTIMIZE_DEBUG = 1
+test-asan: export NOPEKIT_CACHE_DIR = $(CURDIR)/.build/checksum-cache
+test-asan: export NOPEKIT_SANITIZER = address
+test-asan: export ASAN_OPTIONS = detect_leaks=0:exitcode=86
+test-asan: SHELL = /bin/bash
+test-asan: deps
+	swift build --build-tests --scratch-path .build/asan -Xswiftc -sanitize=address $(SWIFT_FLAGS)
+	set -o pipefail; swift test --skip-build --scratch-path .build/asan -Xswiftc -sanitize=address $(SWIFT_FLAGS) \
+		--skip TrainerTests --skip lambdaOnlyPathAgrees 2>&1 | tee .build/asan/test.log
+	set -o pipefail; swift test --skip-build --scratch-path .build/asan -Xswiftc -sanitize=address $(SWIFT_FLAGS) \
+		--no-parallel --filter 'TrainerTests|lambdaOnlyPathAgrees' 2>&1 | tee -a .build/asan/test.log
+	! grep -n "ERROR: AddressSanitizer" .build/asan/test.log
+
+## fuzz: every libFuzzer target (Tests/Fuzz: safetensors, GGUF, PyTorch zip + pickle,
+## tokenizer.json, config.json, temperature tables) for FUZZ_SECONDS each, with ASan; a crash,
+## sanitizer report, leak, 10 s hang or 2 GB input fails it and keeps the input in Tests/Fuzz/findings.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	Tests/Fuzz/run $(FUZZ_SECONDS)
 
 ## deps: Debian packages (OpenBLAS, zlib, OpenSSL's libcrypto, Open MPI, pkg-config, Python venv, GNU time for the
 ## resource-limit tests), installed only if missing.
