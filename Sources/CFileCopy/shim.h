@@ -16,3 +16,12 @@ extern int sync_file_range(int fd, long long offset, long long nbytes, unsigned 
 static inline int nopekit_start_writeback(int fd, long long offset, long long nbytes) {
     return sync_file_range(fd, offset, nbytes, 2);
 }
+
+// renameat2(2) with RENAME_EXCHANGE (2): swaps two paths atomically (Linux ≥ 3.15, ext4, xfs,
+// btrfs, tmpfs), so a folder can replace a non-empty folder with no moment where neither is
+// in place. Declared by hand for the same reason as copy_file_range.
+extern int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags);
+
+static inline int nopekit_exchange(const char *a, const char *b) {
+    return renameat2(-100 /* AT_FDCWD */, a, -100, b, 2 /* RENAME_EXCHANGE */);
+}

@@ -5,31 +5,45 @@ import Foundation
 extension Trainer {
     public var parameterCount: Int { parameters.tensorList.reduce(0) { $0 + $1.shape.reduce(1, *) } }
 
-    /// Saves the model folder, the training card and log, and OUT/checkpoint (optimiser moments
-    /// and step) for `--resume`.
+    /// Saves OUT/checkpoint (everything `--resume` needs), then the model folder, the training
+    /// log and the card.
+    ///
+    /// The checkpoint is one folder (weights, both optimiser moments, step and RNG, log),
+    /// written whole under a temporary name and swapped in by one atomic exchange: a process
+    /// killed at any moment leaves the previous checkpoint or the new one, never weights of one
+    /// step with moments of another (which `--resume` would then continue from, silently
+    /// off the uninterrupted run). The files beside it are each replaced atomically.
     public func save() throws {
         let folder = options.output
         let template = options.corpus.template
-        try ModelFolder.save(parameters, to: folder, metadata: ["nopekit.tool": "nopekit pretrain"], passkeyTemplate: template)
-        let checkpoint = folder + "/checkpoint"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let state = optimizerState
-        try ModelFolder.save(state.m, to: checkpoint + "/m", passkeyTemplate: template)
-        try ModelFolder.save(state.v, to: checkpoint + "/v", passkeyTemplate: template)
-        try ModelFolder.replaceText(checkpoint + "/state.json", "{\"step\": \(state.step), \"rng\": \"\(rngState)\"}\n")
-        try ModelFolder.replaceText(folder + "/training_log.jsonl", log.map { e in
+        let checkpoint = try AtomicOutput(finalPath: folder + "/checkpoint", kind: .directory, replacing: true)
+        try ModelFolder.save(parameters, to: checkpoint.temporaryChild("parameters"), passkeyTemplate: template)
+        try ModelFolder.save(state.m, to: checkpoint.temporaryChild("m"), passkeyTemplate: template)
+        try ModelFolder.save(state.v, to: checkpoint.temporaryChild("v"), passkeyTemplate: template)
+        try ModelFolder.replaceText(checkpoint.temporaryChild("state.json"), "{\"step\": \(state.step), \"rng\": \"\(rngState)\"}\n")
+        try ModelFolder.replaceText(checkpoint.temporaryChild("training_log.jsonl"), logText)
+        try checkpoint.commit()
+        try ModelFolder.save(parameters, to: folder, metadata: ["nopekit.tool": "nopekit pretrain"], passkeyTemplate: template)
+        try ModelFolder.replaceText(folder + "/training_log.jsonl", logText)
+        try ModelFolder.replaceText(folder + "/TRAINING.md", card)
+    }
+
+    /// The training log as JSON lines.
+    var logText: String {
+        log.map { e in
             var s = "{\"step\": \(e.step), \"loss\": \(e.loss), \"lr\": \(e.learningRate), \"grad_norm\": \(e.gradientNorm), \"seconds\": \(e.seconds)"
             if let h = e.heldOutLoss { s += ", \"held_out_loss\": \(h)" }
             if let p = e.passkeyAccuracy { s += ", \"passkey\": \(p)" }
             return s + "}"
-        }.joined(separator: "\n") + "\n")
-        try ModelFolder.replaceText(folder + "/TRAINING.md", card)
+        }.joined(separator: "\n") + "\n"
     }
 
-    /// Restores weights, optimiser moments, step, RNG and log from OUT.
+    /// Restores weights, optimiser moments, step, RNG and log from OUT/checkpoint.
     public func resume() throws {
-        let folder = options.output
-        let checkpoint = folder + "/checkpoint"
-        let store = try ShardedSafetensors(folder: folder)
+        let checkpoint = options.output + "/checkpoint"
+        let store = try ShardedSafetensors(folder: checkpoint + "/parameters")
         setParameters(try Parameters(store: store, config: config))
         let m = try Parameters(store: try ShardedSafetensors(folder: checkpoint + "/m"), config: config)
         let v = try Parameters(store: try ShardedSafetensors(folder: checkpoint + "/v"), config: config)
@@ -38,7 +52,7 @@ extension Trainer {
             throw FileError.cannotOpen(path: checkpoint + "/state.json", reason: "no step/rng")
         }
         restore(step: step, m: m, v: v, rng: rng)
-        if let text = try? String(contentsOfFile: folder + "/training_log.jsonl", encoding: .utf8) {
+        if let text = try? String(contentsOfFile: checkpoint + "/training_log.jsonl", encoding: .utf8) {
             restoreLog(text)
         }
     }

@@ -146,6 +146,40 @@ import Testing
         #expect(try scales("whole.temps.json") == scales("resumed.temps.json"))
     }
 
+    /// Killed right after each of its outputs in turn while it saves (the test hook
+    /// NOPEKIT_TEST_KILL_AFTER_COMMITS), a pretrain resumed with --resume ends with the same
+    /// weights, optimiser moments, step and RNG, bit for bit, as a run that was never
+    /// interrupted, and leaves no temporaries. (When the checkpoint was a set of files, a kill
+    /// after the new weights but before the new step resumed the new weights from the old step.)
+    @Test func killedPretrainResumesToTheSameWeights() throws {
+        let dir = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let args = ["pretrain", "--preset", "micro", "--length", "64", "--batch", "2", "--steps", "6", "--eval-every", "2", "--threads", "1"]
+        let whole = try CLIRunner.run(args + ["--out", dir + "/whole"])
+        #expect(whole.status == 0, "\(whole.stderr)")
+        let compared = ["model.safetensors", "checkpoint/parameters/model.safetensors", "checkpoint/m/model.safetensors",
+                        "checkpoint/v/model.safetensors", "checkpoint/state.json"]
+        // One save commits 25 outputs (three model folders of 5 files, state, log and the
+        // checkpoint folder; then the model's 5 files, log and card); the first save is
+        // commits 1–25, so 26–50 are every point of the second.
+        var kills = 0
+        for k in stride(from: 26, through: 50, by: 2) {
+            let out = dir + "/killed-\(k)"
+            let killed = try CLIRunner.run(args + ["--out", out], environment: ["NOPEKIT_TEST_KILL_AFTER_COMMITS": String(k)])
+            guard killed.status == 9 else { Issue.record("not killed after commit \(k): \(killed.status) \(killed.stderr.suffix(300))"); continue }
+            kills += 1
+            let resumed = try CLIRunner.run(args + ["--out", out, "--resume"])
+            #expect(resumed.status == 0, "after commit \(k): \(resumed.stderr.suffix(300))")
+            for file in compared {
+                let a = FileManager.default.contents(atPath: dir + "/whole/" + file), b = FileManager.default.contents(atPath: out + "/" + file)
+                #expect(a != nil && a == b, "killed after commit \(k), resumed: \(file) differs from the uninterrupted run's")
+            }
+            let left = (FileManager.default.enumerator(atPath: out)?.allObjects as? [String] ?? []).filter { $0.contains("nopekit-partial") }
+            #expect(left.isEmpty, "after commit \(k): temporaries remain: \(left)")
+        }
+        #expect(kills == 13)
+    }
+
     /// A full disk or a file-size limit (here `ulimit -f`, which nopekit turns from a fatal
     /// SIGXFSZ into a failed write) gives an error naming the output, exit 1, and nothing
     /// left behind (issue 13).

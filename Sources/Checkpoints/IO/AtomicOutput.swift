@@ -20,9 +20,10 @@ public final class AtomicOutput {
     public let kind: Kind
     private var committed = false
 
-    /// Reserves `finalPath`. Fails if it exists (a non-empty folder, or any file, unless
-    /// `replacing` a file: a state file that is rewritten as a whole), or if its parent folder
-    /// does not exist.
+    /// Reserves `finalPath`. Fails if it exists (a non-empty folder, or any file), unless
+    /// `replacing` it: a state file or state folder that is rewritten as a whole (a folder is
+    /// then swapped in by one atomic exchange, never removed first). Fails if its parent
+    /// folder does not exist.
     public init(finalPath: String, kind: Kind, replacing: Bool = false) throws {
         let fm = FileManager.default
         let url = URL(fileURLWithPath: finalPath).standardizedFileURL
@@ -32,7 +33,7 @@ public final class AtomicOutput {
         if fm.fileExists(atPath: url.path, isDirectory: &isDir) {
             let emptyDir = isDir.boolValue && kind == .directory
                 && ((try? fm.contentsOfDirectory(atPath: url.path))?.isEmpty ?? false)
-            let replaceable = replacing && kind == .file && !isDir.boolValue
+            let replaceable = replacing && (kind == .directory) == isDir.boolValue
             if !emptyDir && !replaceable { throw FileError.outputExists(path: url.path) }
         }
         let parent = url.deletingLastPathComponent().path
@@ -53,8 +54,6 @@ public final class AtomicOutput {
 
     deinit { if !committed { discard() } }
 
-    /// Temporaries of the same output left by a process that no longer runs (killed with
-    /// SIGKILL, or by a power cut, before it could clean up): removed, since nothing else
     /// The path a user asked for, for a path inside a temporary output
     /// (`DIR/.NAME.nopekit-partial-PID/FILE` → `DIR/NAME/FILE`), so messages name the output.
     public static func publicPath(_ path: String) -> String {
@@ -65,6 +64,8 @@ public final class AtomicOutput {
         return parts.joined(separator: "/")
     }
 
+    /// Temporaries of the same output left by a process that no longer runs (killed with
+    /// SIGKILL, or by a power cut, before it could clean up): removed, since nothing else
     /// would. A live writer's temporary is left alone.
     static func removeStalePartials(of name: String, in parent: String) {
         let prefix = ".\(name).nopekit-partial-"
@@ -82,16 +83,33 @@ public final class AtomicOutput {
         (temporaryPath as NSString).appendingPathComponent(name)
     }
 
-    /// Renames the finished output into place.
+    /// Renames the finished output into place. A folder replacing a non-empty folder is
+    /// exchanged with it (renameat2 RENAME_EXCHANGE) and the old one, now under the temporary
+    /// name, removed: killed in between, the new folder is in place and the old one is a
+    /// stale temporary that the next write removes.
     public func commit() throws {
         try Interruption.check(finalPath)
-        // rename(2) replaces an empty destination folder (accepted in init) and nothing else.
-        guard rename(temporaryPath, finalPath) == 0 else {
-            let reason = String(cString: strerror(errno))
-            discard()
-            throw FileError.cannotWrite(path: finalPath, reason: reason)
+        var exchanged = false
+        var isDir: ObjCBool = false
+        if kind == .directory, FileManager.default.fileExists(atPath: finalPath, isDirectory: &isDir), isDir.boolValue,
+           !((try? FileManager.default.contentsOfDirectory(atPath: finalPath))?.isEmpty ?? true) {
+            guard nopekit_exchange(temporaryPath, finalPath) == 0 else {
+                let reason = String(cString: strerror(errno))
+                discard()
+                throw FileError.cannotWrite(path: finalPath, reason: reason)
+            }
+            exchanged = true
+        } else {
+            // rename(2) replaces an empty destination folder or a file (accepted in init).
+            guard rename(temporaryPath, finalPath) == 0 else {
+                let reason = String(cString: strerror(errno))
+                discard()
+                throw FileError.cannotWrite(path: finalPath, reason: reason)
+            }
         }
         committed = true
+        FaultInjection.committed()
+        if exchanged { try? FileManager.default.removeItem(atPath: temporaryPath) }
     }
 
     /// Writes a whole small file atomically: temporary name, fdatasync, rename.
@@ -106,6 +124,21 @@ public final class AtomicOutput {
     /// Removes the partial output (idempotent).
     public func discard() {
         try? FileManager.default.removeItem(atPath: temporaryPath)
+    }
+}
+
+/// A test hook for the fault tests: with `NOPEKIT_TEST_KILL_AFTER_COMMITS=N` in the environment
+/// the process sends itself SIGKILL right after its N-th output is committed, so a test can
+/// stop a writer between any two of its outputs (a random kill hits the short gaps between
+/// them too rarely to prove anything). Unset, it costs one lookup.
+enum FaultInjection {
+    nonisolated(unsafe) static var commits = 0
+    static let killAfter: Int? = ProcessInfo.processInfo.environment["NOPEKIT_TEST_KILL_AFTER_COMMITS"].flatMap { Int($0) }
+
+    static func committed() {
+        guard let killAfter else { return }
+        commits += 1
+        if commits == killAfter { kill(getpid(), SIGKILL) }
     }
 }
 
