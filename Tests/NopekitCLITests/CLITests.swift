@@ -335,6 +335,49 @@ import Testing
         let contents = try FileManager.default.contentsOfDirectory(atPath: dir)
         #expect(contents == ["big.safetensors"], "partial output left behind: \(contents)")
     }
+
+    /// Ctrl-C while `extend` verifies, with its output folder half built (data, table, baked
+    /// model): it stops at the next measurement, exits 130 and leaves nothing behind.
+    @Test func interruptedExtendLeavesNothingBehind() throws {
+        let dir = NSTemporaryDirectory() + "nopekit-int-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let process = Process()
+        process.executableURL = CLIRunner.binary
+        process.currentDirectoryURL = CLIRunner.root
+        process.arguments = ["extend", "--out", dir + "/out", "--target-length", "512", "--lengths", "256,512",
+                             "--passkey-trials", "1", "--threads", "1"]
+        /// stderr as it arrives (the handler runs on another thread).
+        final class Collected: @unchecked Sendable {
+            private let lock = NSLock()
+            private var storage = ""
+            func append(_ s: String) { lock.withLock { storage += s } }
+            var text: String { lock.withLock { storage } }
+        }
+        let pipe = Pipe()
+        process.standardError = pipe
+        let collected = Collected()
+        pipe.fileHandleForReading.readabilityHandler = { handle in collected.append(String(decoding: handle.availableData, as: UTF8.self)) }
+        try process.run()
+        // Interrupted once the verification has begun, so the output folder holds a search's
+        // table and a baked model that must not survive.
+        let deadline = Date().addingTimeInterval(300)
+        var verifying = false
+        while process.isRunning && Date() < deadline && !verifying {
+            usleep(2_000)
+            verifying = collected.text.contains("baseline: perplexity")
+        }
+        let partial = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.contains("nopekit-partial") }
+        process.interrupt()
+        process.waitUntilExit()
+        pipe.fileHandleForReading.readabilityHandler = nil
+        #expect(verifying, "extend ended before it verified: \(collected.text.suffix(400))")
+        #expect(partial.count == 1, "no half-built output to protect: \(partial)")
+        #expect(process.terminationReason == .exit && process.terminationStatus == 130, "exit \(process.terminationStatus)")
+        #expect(collected.text.contains("interrupted"), "\(collected.text.suffix(400))")
+        let contents = try FileManager.default.contentsOfDirectory(atPath: dir)
+        #expect(contents.isEmpty, "partial output left behind: \(contents)")
+    }
 }
 
 /// GGUF through the command line.
