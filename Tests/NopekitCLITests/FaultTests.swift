@@ -195,3 +195,65 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir).isEmpty)
     }
 }
+
+/// Inputs are never written (issue 13): every command that reads a model runs on a copy whose
+/// files are read-only, and afterwards each file has its bytes, its mtime and its ctime. The
+/// ctime moves on any write, truncation, chmod or rename of the inode, so the check holds even
+/// when the tests run as root (for whom the read-only mode is no obstacle).
+@Suite struct ReadOnlyInputTests {
+    struct Stamp: Equatable { var bytes: Data; var mtime: timespec; var ctime: timespec
+        static func == (a: Stamp, b: Stamp) -> Bool {
+            a.bytes == b.bytes && a.mtime.tv_sec == b.mtime.tv_sec && a.mtime.tv_nsec == b.mtime.tv_nsec
+                && a.ctime.tv_sec == b.ctime.tv_sec && a.ctime.tv_nsec == b.ctime.tv_nsec
+        }
+    }
+
+    static func stamps(_ folder: String) throws -> [String: Stamp] {
+        var out: [String: Stamp] = [:]
+        for name in try FileManager.default.contentsOfDirectory(atPath: folder) {
+            var st = stat()
+            guard stat(folder + "/" + name, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
+            out[name] = Stamp(bytes: try Data(contentsOf: URL(fileURLWithPath: folder + "/" + name)), mtime: st.st_mtim, ctime: st.st_ctim)
+        }
+        return out
+    }
+
+    @Test func everyCommandLeavesItsInputsUntouched() throws {
+        let dir = try FaultTests.temporaryDirectory()
+        defer {
+            _ = try? CLIRunner.run(["-R", "u+w", dir], executable: URL(fileURLWithPath: "/bin/chmod"))
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        let model = dir + "/organism", text = dir + "/eval.txt"
+        try FileManager.default.copyItem(atPath: "fixtures/organism", toPath: model)
+        try FileManager.default.copyItem(atPath: "fixtures/verify/eval.txt", toPath: text)
+        for file in try FileManager.default.contentsOfDirectory(atPath: model) {
+            try FileManager.default.setAttributes([.posixPermissions: 0o444], ofItemAtPath: model + "/" + file)
+        }
+        try FileManager.default.setAttributes([.posixPermissions: 0o444], ofItemAtPath: text)
+        try FileManager.default.setAttributes([.posixPermissions: 0o555], ofItemAtPath: model)
+        let before = try Self.stamps(model), textBefore = try Self.stamps(dir)["eval.txt"]
+        #expect(before["model.safetensors"] != nil && before["config.json"] != nil)
+        usleep(20_000)  // a write in the same clock tick as the copy would not move a coarse mtime
+
+        let table = dir + "/t.temps.json"
+        let commands: [[String]] = [
+            ["inspect", model, "--tensors"],
+            ["tokenize", model, "The pass key is 12345."],
+            ["score", model, "--text", text],
+            ["search", model, "--data", text, "--target-length", "512", "--schedule", "fast", "--steps", "2", "--threads", "1", "--out", table],
+            ["bake", model, "--temps", table, "--out", dir + "/baked"],
+            ["bake", model, "--temps", table, "--out", dir + "/baked.gguf", "--format", "gguf"],
+            ["convert", model, dir + "/model.gguf"],
+            ["verify", dir + "/baked", "--baseline", model, "--temps", table, "--data", text, "--lengths", "256", "--passkey-trials", "1"],
+        ]
+        for arguments in commands {
+            let r = try CLIRunner.run(arguments)
+            #expect(r.status == 0, "\(arguments[0]): \(r.stderr.suffix(300))")
+        }
+        let after = try Self.stamps(model)
+        for (name, stamp) in before { #expect(after[name] == stamp, "\(name) was written to, or its inode changed") }
+        #expect(after.count == before.count, "files appeared in the input folder: \(after.keys.sorted())")
+        #expect(try Self.stamps(dir)["eval.txt"] == textBefore)
+    }
+}
