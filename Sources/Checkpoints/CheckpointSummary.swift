@@ -167,10 +167,10 @@ extension GGUFValue {
         case .float32(let v): return .double(Double(v))
         case .float64(let v): return .double(v)
         case .uint64(let v): return .number(String(v))
-        case .array(let type, let items):
+        case .array(let items):
             if items.count <= maxArrayItems { return .array(items.map { $0.json(maxArrayItems: maxArrayItems) }) }
             return .object([
-                JSONMember("element_type", .string(type.description)),
+                JSONMember("element_type", .string(items.elementType.description)),
                 JSONMember("count", .int(items.count)),
                 JSONMember("head", .array(items.prefix(8).map { $0.json(maxArrayItems: maxArrayItems) })),
             ])

@@ -54,4 +54,21 @@ struct ResourceLimitTests {
         #expect(peakKB < sanitizerKB + 50 * 1024, "\(name): peak RSS \(peakKB) KB")
         #expect(seconds < 5, "\(name): \(seconds) s")   // well under a second alone; slack for a busy test machine
     }
+
+    /// A real (not claimed) array of 25 million bytes costs about its size, not 41 bytes per
+    /// element as enum values did (1 GB to inspect a 25 MB file): the bytes stay packed.
+    @Test func aLargeMetadataArrayCostsAboutItsSize() throws {
+        let dir = NSTemporaryDirectory() + "nopekit-limits-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let count = 25_000_000
+        var bytes = Self.gguf(tensors: 0, [("big", 9, [0, 0, 0, 0] + Self.le64(UInt64(count)))])   // ARRAY of UINT8
+        bytes += (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 131) }
+        try Data(bytes).write(to: URL(fileURLWithPath: dir + "/big.gguf"))
+        let baselineKB = try Self.measured(["--version"], in: dir).peakKB
+        let (r, peakKB) = try Self.measured(["inspect", dir + "/big.gguf"], in: dir)
+        #expect(r.status == 0 && r.stdout.contains("25000000 × UINT8"), "\(r.stdout.prefix(500)) \(r.stderr.prefix(300))")
+        // the mapped file (25 MB) and one copy of the array (25 MB) over the process's own size
+        #expect(peakKB < baselineKB + 60 * 1024, "peak RSS \(peakKB) KB, \(baselineKB) KB for --version")
+    }
 }

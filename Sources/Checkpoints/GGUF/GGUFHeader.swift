@@ -190,10 +190,16 @@ public struct GGUFHeader: Sendable {
                 guard count <= UInt64(GGUF.maxArrayElements), count <= UInt64(remaining / minimum) else {
                     throw GGUFError.arrayTooLong(file: file, key: key, count: count)
                 }
+                if let size = element.fixedSize {
+                    let n = Int(count) * size
+                    let packed = Array(bytes[position..<(position + n)])
+                    position += n
+                    return .array(GGUFArray(elementType: element, packed: packed))
+                }
                 var items: [GGUFValue] = []
                 items.reserveCapacity(Int(count))
                 for _ in 0..<Int(count) { items.append(try value(element, key: key)) }
-                return .array(element, items)
+                return .array(GGUFArray(element, items))
             }
         }
     }

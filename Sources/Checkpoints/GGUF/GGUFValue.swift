@@ -7,8 +7,13 @@ public enum GGUFValue: Equatable, Sendable {
     /// A STRING whose bytes are not valid UTF-8 (some vocabularies hold partial sequences);
     /// kept as bytes so it is written back unchanged.
     case bytes([UInt8])
-    /// An ARRAY: its element type and elements (never nested: llama.cpp refuses that).
-    indirect case array(GGUFValueType, [GGUFValue])
+    /// An ARRAY (never nested: llama.cpp refuses that).
+    indirect case array(GGUFArray)
+
+    /// An ARRAY of `elementType` holding `items`.
+    public static func array(_ elementType: GGUFValueType, _ items: [GGUFValue]) -> GGUFValue {
+        .array(GGUFArray(elementType, items))
+    }
 
     public var type: GGUFValueType {
         switch self {
@@ -54,7 +59,8 @@ public enum GGUFValue: Equatable, Sendable {
 
     public var stringValue: String? { if case .string(let s) = self { return s } else { return nil } }
     public var boolValue: Bool? { if case .bool(let b) = self { return b } else { return nil } }
-    public var arrayValue: [GGUFValue]? { if case .array(_, let a) = self { return a } else { return nil } }
+    /// The elements of an ARRAY (decoded one by one from a packed array's bytes).
+    public var arrayValue: [GGUFValue]? { if case .array(let a) = self { return Array(a) } else { return nil } }
 
     /// A short human rendering: scalars as themselves, long strings cut, arrays summarised
     /// (`[32000 × STRING] "<unk>", "<s>", …`), as gguf_dump does.
@@ -74,10 +80,10 @@ public enum GGUFValue: Equatable, Sendable {
         switch self {
         case .string(let s): return cut(s)
         case .bytes(let b): return "<\(b.count) bytes, not UTF-8>"
-        case .array(let t, let items):
+        case .array(let items):
             let shown = items.prefix(maxItems).map { $0.summary(maxItems: maxItems, maxString: 24) }.joined(separator: ", ")
             if items.count <= maxItems { return "[\(shown)]" }
-            return "[\(items.count) × \(t)] \(shown), …"
+            return "[\(items.count) × \(items.elementType)] \(shown), …"
         case .float32(let v): return "\(v)"
         case .float64(let v): return "\(v)"
         case .bool(let b): return b ? "true" : "false"
@@ -85,6 +91,84 @@ public enum GGUFValue: Equatable, Sendable {
         case .int64(let v): return String(v)
         default: return intValue.map(String.init) ?? "\(self)"
         }
+    }
+}
+
+/// A GGUF ARRAY. Numbers and booleans stay packed as the file stores them (little-endian, one
+/// copy of the bytes) and are decoded when read: as enum values they took about 41 bytes each,
+/// so a 25 MB file of byte arrays took 1 GB to inspect (issue 13). Strings are kept decoded.
+public struct GGUFArray: RandomAccessCollection, Equatable, Sendable {
+    public let elementType: GGUFValueType
+    private enum Storage: Equatable, Sendable {
+        case values([GGUFValue])
+        case packed([UInt8])
+    }
+    private let storage: Storage
+
+    /// An array of `items`, each of `elementType` (numbers and booleans are packed).
+    public init(_ elementType: GGUFValueType, _ items: [GGUFValue]) {
+        self.elementType = elementType
+        if elementType.fixedSize != nil, items.allSatisfy({ $0.type == elementType }) {
+            var w = GGUFWriter.ByteWriter()
+            for item in items { w.value(item) }
+            storage = .packed(w.bytes)
+        } else {
+            storage = .values(items)
+        }
+    }
+
+    /// An array of fixed-size elements from their stored bytes (`bytes.count` a multiple of
+    /// the element size).
+    public init(elementType: GGUFValueType, packed bytes: [UInt8]) {
+        precondition(elementType.fixedSize.map { bytes.count % $0 == 0 } ?? false, "packed bytes of a \(elementType) array")
+        self.elementType = elementType
+        storage = .packed(bytes)
+    }
+
+    /// The stored bytes of a packed array (what a writer copies back unchanged).
+    public var packedBytes: [UInt8]? { if case .packed(let b) = storage { return b } else { return nil } }
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int {
+        switch storage {
+        case .values(let v): return v.count
+        case .packed(let b): return b.count / elementType.fixedSize!
+        }
+    }
+
+    public subscript(i: Int) -> GGUFValue {
+        switch storage {
+        case .values(let v): return v[i]
+        case .packed(let b):
+            let size = elementType.fixedSize!
+            precondition(i >= 0 && i * size < b.count, "index \(i) outside a GGUF array of \(count)")
+            return b.withUnsafeBytes { raw in
+                let p = raw.baseAddress! + i * size
+                switch elementType {
+                case .uint8: return .uint8(p.load(as: UInt8.self))
+                case .int8: return .int8(p.load(as: Int8.self))
+                case .bool: return .bool(p.load(as: UInt8.self) != 0)
+                case .uint16: return .uint16(UInt16(littleEndian: p.loadUnaligned(as: UInt16.self)))
+                case .int16: return .int16(Int16(littleEndian: p.loadUnaligned(as: Int16.self)))
+                case .uint32: return .uint32(UInt32(littleEndian: p.loadUnaligned(as: UInt32.self)))
+                case .int32: return .int32(Int32(littleEndian: p.loadUnaligned(as: Int32.self)))
+                case .float32: return .float32(Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(as: UInt32.self))))
+                case .uint64: return .uint64(UInt64(littleEndian: p.loadUnaligned(as: UInt64.self)))
+                case .int64: return .int64(Int64(littleEndian: p.loadUnaligned(as: Int64.self)))
+                case .float64: return .float64(Double(bitPattern: UInt64(littleEndian: p.loadUnaligned(as: UInt64.self))))
+                case .string, .array: preconditionFailure("strings and arrays are never packed")
+                }
+            }
+        }
+    }
+
+    /// Same element type and the same elements, however each side is stored.
+    public static func == (a: GGUFArray, b: GGUFArray) -> Bool {
+        if a.elementType != b.elementType || a.count != b.count { return false }
+        if let x = a.packedBytes, let y = b.packedBytes, a.elementType != .float32, a.elementType != .float64, a.elementType != .bool {
+            return x == y
+        }
+        return a.elementsEqual(b)
     }
 }
 

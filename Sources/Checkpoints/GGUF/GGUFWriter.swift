@@ -36,7 +36,7 @@ public enum GGUFWriter {
         for kv in metadata {
             guard !kv.key.isEmpty else { throw GGUFWriterError.invalid(path: path, detail: "empty metadata key") }
             guard keys.insert(kv.key).inserted else { throw GGUFWriterError.invalid(path: path, detail: "metadata key '\(kv.key)' given twice") }
-            if case .array(_, let items) = kv.value, items.contains(where: { $0.type == .array }) {
+            if case .array(let items) = kv.value, items.contains(where: { $0.type == .array }) {
                 throw GGUFWriterError.invalid(path: path, detail: "key '\(kv.key)': arrays of arrays are not readable by llama.cpp")
             }
         }
@@ -185,10 +185,10 @@ public enum GGUFWriter {
             case .bool(let b): int(UInt8(b ? 1 : 0))
             case .string(let s): string(Array(s.utf8))
             case .bytes(let b): string(b)
-            case .array(let type, let items):
-                u32(type.rawValue)
+            case .array(let items):
+                u32(items.elementType.rawValue)
                 u64(UInt64(items.count))
-                for item in items { value(item) }
+                if let packed = items.packedBytes { bytes += packed } else { for item in items { value(item) } }
             }
         }
     }

@@ -30,9 +30,9 @@ import Testing
             default: return e.intValue == v.intValue
             }
         }
-        if case .array(let elementType, let items) = value {
+        if case .array(let items) = value {
             let ev = expected
-            guard ev["element_type"]?.stringValue == elementType.description, let values = ev["values"]?.arrayValue,
+            guard ev["element_type"]?.stringValue == items.elementType.description, let values = ev["values"]?.arrayValue,
                   values.count == items.count else { return "array header differs" }
             let bits = ev["bits"]?.arrayValue, texts = ev["values_str"]?.arrayValue
             for (i, item) in items.enumerated() where !scalar(item, values[i], bits: bits?[i], text: texts?[i]) {
