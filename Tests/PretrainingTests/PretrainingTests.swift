@@ -149,6 +149,30 @@ import Verification
     }
 }
 
+/// The hybrid organism (RoPE with a 64-key window on layers 0 and 2, global NoPE on 1 and 3,
+/// trained with `--corpus passkey-first`): the card's claims that tests can afford.
+@Suite struct HybridOrganismTests {
+    static let folder = URL(fileURLWithPath: OrganismTests.folder).deletingLastPathComponent().appendingPathComponent("hybrid-organism").path
+
+    @Test func retrievesBeyondItsTrainingLengthWithFlatPerplexity() throws {
+        let checkpoint = try Checkpoint.open(Self.folder)
+        let config = try checkpoint.requireConfig()
+        #expect(config.positions == [.rope, .none, .rope, .none] && config.attentionWindows == [64, nil, 64, nil])
+        #expect(config.maxPositionEmbeddings == 256)
+        let template = try PasskeyTemplate.load(Self.folder + "/" + PasskeyTemplate.fileName)
+        #expect(Corpus.Style(template: template) == .passkeyFirst)
+        let evaluation = Evaluation(model: try LlamaModel(store: checkpoint.store, config: config, policy: .resident))
+        let heldOut = Array(Corpus.generate(seed: 314 &+ 1_000_003, size: 300_000, maxDocument: 512, template: template).utf8)
+        let short = try evaluation.run(heldOut: heldOut, length: 256, sequences: 10, template: template, seed: 314)
+        let double = try evaluation.run(heldOut: heldOut, length: 512, sequences: 20, template: template, seed: 314)
+        let long = try evaluation.run(heldOut: heldOut, length: 1024, sequences: 10, template: template, seed: 314)
+        print("hybrid organism: passkey \(short.passkey ?? -1) / \(double.passkey ?? -1) / \(long.passkey ?? -1) at 256 / 512 / 1024; loss \(short.loss) → \(long.loss)")
+        #expect((double.passkey ?? 0) >= 0.9, "passkey at 2× the training length")
+        #expect((long.passkey ?? 0) >= 0.9, "passkey at 4× the training length")
+        #expect(exp(long.loss) <= 1.1 * exp(short.loss), "perplexity stays flat at 4×")
+    }
+}
+
 /// The organism's passkey wording ships beside it, and it is the corpus's.
 @Suite struct PasskeyWordingTests {
     @Test func bundledTemplateIsTheCorpusWording() throws {

@@ -20,6 +20,9 @@ struct CorpusCommand: ParsableCommand {
     @Option(name: .long, help: "Longest passkey document in bytes.")
     var maxDocument: Int = 512
 
+    @Option(name: .long, help: ArgumentHelp("The wording of the passkey documents: that of pretrain's --corpus mixed (the long task line) or passkey-first (the one-line task).", valueName: "style"))
+    var style: Corpus.Style = .mixed
+
     @Option(name: .long, help: "Output text file (must not exist).")
     var out: String
 
@@ -31,7 +34,7 @@ struct CorpusCommand: ParsableCommand {
     }
 
     func run() throws {
-        let text = Corpus.generate(seed: seed, size: ByteSize.parse(size)!, maxDocument: maxDocument)
+        let text = Corpus.generate(seed: seed, size: ByteSize.parse(size)!, maxDocument: maxDocument, template: style.template)
         let output = try AtomicOutput(finalPath: out, kind: .file)
         try Data(text.utf8).write(to: URL(fileURLWithPath: output.temporaryPath))
         try output.commit()
