@@ -42,7 +42,7 @@ public struct CheckpointSummary {
             if byFile[t.file] == nil {
                 order.append(t.file)
                 let size = (try? FileManager.default.attributesOfItem(atPath: t.file)[.size] as? Int) ?? 0
-                byFile[t.file] = FileEntry(name: (t.file as NSString).lastPathComponent, bytes: size ?? 0, tensors: 0)
+                byFile[t.file] = FileEntry(name: (t.file as NSString).lastPathComponent, bytes: size, tensors: 0)
             }
             byFile[t.file]!.tensors += 1
         }

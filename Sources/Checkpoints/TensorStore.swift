@@ -30,7 +30,12 @@ public struct TensorInfo: Equatable, Sendable {
     public var dtype: DType? { type.plainType }
 
     /// Number of elements (1 for a scalar, 0 if any dimension is 0).
-    public var elementCount: Int { shape.reduce(1, *) }
+    public var elementCount: Int { Self.elementCount(of: shape) }
+
+    /// The elements of `shape`: 0 if any dimension is 0, whatever the others (the readers
+    /// check the product in file order, where a zero may come first: multiplied in HF order,
+    /// `[2^40, 2^40, 0]` overflowed — found by FuzzGGUF), else the product.
+    public static func elementCount(of shape: [Int]) -> Int { shape.contains(0) ? 0 : shape.reduce(1, *) }
 }
 
 /// Read access to the tensors of a checkpoint, whatever its format.

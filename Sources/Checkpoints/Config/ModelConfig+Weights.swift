@@ -38,7 +38,7 @@ extension ModelConfig {
             guard let info = store.lookup(name) else { throw fail("tensor '\(name)' is missing") }
             let expected = role.shape(self)
             // a vector may be stored with extra unit dimensions (as the engine's reader accepts)
-            let sameVector = expected.count == 1 && info.shape.reduce(1, *) == expected[0]
+            let sameVector = expected.count == 1 && info.elementCount == expected[0]
             guard info.shape == expected || sameVector else {
                 throw fail("tensor '\(name)' has shape \(info.shape), the config implies \(expected)")
             }

@@ -15,7 +15,7 @@ public struct GGUFHeader: Sendable {
 
         /// HF / numpy order: outermost first.
         public var shape: [Int] { ne.reversed() }
-        public var elementCount: Int { ne.reduce(1, *) }
+        public var elementCount: Int { TensorInfo.elementCount(of: ne) }
     }
 
     public var version: UInt32

@@ -51,7 +51,7 @@ public enum GGUFWriter {
             guard t.name.utf8.count <= GGUF.maxNameLength else { throw GGUFWriterError.invalid(path: path, detail: "tensor name '\(t.name)' is longer than 63 bytes") }
             guard t.shape.count <= GGUF.maxDimensions else { throw GGUFWriterError.invalid(path: path, detail: "tensor '\(t.name)' has more than 4 dimensions") }
             guard let type = t.ggmlType else { throw GGUFWriterError.invalid(path: path, detail: "tensor '\(t.name)': GGUF has no \(t.type.name) type") }
-            let elements = t.shape.reduce(1, *)
+            let elements = TensorInfo.elementCount(of: t.shape)
             guard (t.shape.last ?? 1) % type.blockElements == 0,
                   elements / type.blockElements * type.blockBytes == t.byteCount else {
                 throw GGUFWriterError.invalid(path: path, detail: "tensor '\(t.name)': \(t.byteCount) bytes do not hold shape \(t.shape) of \(type.name)")

@@ -128,7 +128,7 @@ public enum SafetensorsWriter {
             for t in shard.tensors {
                 weightMap.append(JSONMember(t.name, .string(shard.file)))
                 total += t.byteCount
-                parameters += t.shape.reduce(1, *)
+                parameters += TensorInfo.elementCount(of: t.shape)
             }
         }
         let index = JSONValue.object([

@@ -159,3 +159,25 @@ import Testing
         #expect(dequantizedChecked >= 25)
     }
 }
+
+/// Found by FuzzGGUF: a tensor with ne = [0, 2^40, 2^40] passes the reader's overflow check
+/// (multiplied in file order, the zero comes first) but its HF-order shape [2^40, 2^40, 0]
+/// trapped on overflow wherever the element count was taken. It has no elements.
+@Suite struct ZeroSizedTensorTests {
+    @Test func aZeroDimensionMakesAnEmptyTensorInAnyOrder() throws {
+        func le<T: FixedWidthInteger>(_ v: T) -> [UInt8] { withUnsafeBytes(of: v.littleEndian, Array.init) }
+        var bytes = Array("GGUF".utf8) + le(UInt32(3)) + le(UInt64(1)) + le(UInt64(0))
+        bytes += le(UInt64(1)) + Array("w".utf8) + le(UInt32(3)) + le(UInt64(0)) + le(UInt64(1) << 40) + le(UInt64(1) << 40)
+        bytes += le(UInt32(0)) + le(UInt64(0))                  // F32 at offset 0
+        bytes += [UInt8](repeating: 0, count: (32 - bytes.count % 32) % 32)
+        let dir = try TestPaths.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/empty.gguf"
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let file = try GGUFFile(path: path)
+        let t = try #require(file.tensors.first)
+        #expect(t.shape == [1 << 40, 1 << 40, 0] && t.elementCount == 0 && t.byteCount == 0)
+        #expect(try file.readF32("w").isEmpty)
+        #expect(TensorInfo.elementCount(of: [3, 0, 1 << 62, 1 << 62]) == 0 && TensorInfo.elementCount(of: []) == 1)
+    }
+}

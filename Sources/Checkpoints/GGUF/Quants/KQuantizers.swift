@@ -25,7 +25,7 @@ enum KQuantizers {
             return (0, -lo)
         }
         var iscale = Float(nmax) / (hi - lo)
-        var scale = 1 / iscale
+        let scale = 1 / iscale
         var bestError: Float = 0
         for i in 0..<n {
             let l = max(0, min(nmax, nearest(iscale * (x[i] - lo))))
