@@ -68,7 +68,9 @@ struct ResourceLimitTests {
         let baselineKB = try Self.measured(["--version"], in: dir).peakKB
         let (r, peakKB) = try Self.measured(["inspect", dir + "/big.gguf"], in: dir)
         #expect(r.status == 0 && r.stdout.contains("25000000 × UINT8"), "\(r.stdout.prefix(500)) \(r.stderr.prefix(300))")
-        // the mapped file (25 MB) and one copy of the array (25 MB) over the process's own size
-        #expect(peakKB < baselineKB + 60 * 1024, "peak RSS \(peakKB) KB, \(baselineKB) KB for --version")
+        // The mapped file (25 MB) and one copy of the array (25 MB) over the process's own size;
+        // under AddressSanitizer the copy also costs its shadow and redzones (62 MB measured).
+        let slackMB = ProcessInfo.processInfo.environment["NOPEKIT_SANITIZER"] == "address" ? 75 : 60
+        #expect(peakKB < baselineKB + slackMB * 1024, "peak RSS \(peakKB) KB, \(baselineKB) KB for --version")
     }
 }
