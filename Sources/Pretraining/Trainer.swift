@@ -71,6 +71,13 @@ public final class Trainer {
             c.attentionWindows = positions.map { $0 == .rope ? window : nil }
         }
         config = c
+        if o.corpus == .passkeyFirst {
+            // The shortest document (no filler) must fit after BOS, or no sequence could be drawn.
+            var r = Corpus.Random(seed: 0)
+            let doc = Corpus.passkeyDocument(key: 10000, bytes: 0, depth: 0, template: o.corpus.template, &r)
+            let needed = (doc.prompt + doc.answer + "\n\n").utf8.count + 1
+            guard o.length >= needed else { throw TrainerError.tooShortForPasskeyFirst(length: o.length, needed: needed) }
+        }
         parameters = Self.initialParameters(config, seed: o.seed)
         var settings = o.optimizer
         settings.totalSteps = o.steps
@@ -178,11 +185,14 @@ public final class Trainer {
 
 public enum TrainerError: Error, CustomStringConvertible, Equatable {
     case windowWithoutRoPE(window: Int, position: String)
+    case tooShortForPasskeyFirst(length: Int, needed: Int)
 
     public var description: String {
         switch self {
         case .windowWithoutRoPE(let w, let p):
             return "a sliding window of \(w) keys goes on the RoPE layers, but --position \(p) has none; give a pattern with RoPE layers, e.g. --position layers:1,3 (NoPE layers 1 and 3)"
+        case .tooShortForPasskeyFirst(let length, let needed):
+            return "--corpus passkey-first opens every sequence with a whole passkey document, at least \(needed) tokens with BOS, but --length is \(length); give --length \(needed) or more"
         }
     }
 }

@@ -209,6 +209,9 @@ import Verification
             farthest = max(farthest, text.utf8.distance(from: lastKey.lowerBound, to: question.upperBound))
         }
         #expect(farthest > 126)
+        // A sequence too short for the shortest document is refused, not looped on.
+        o.length = 64
+        #expect(throws: TrainerError.tooShortForPasskeyFirst(length: 64, needed: 138)) { try Trainer(o) }
     }
 }
 
