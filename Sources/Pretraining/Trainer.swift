@@ -125,7 +125,7 @@ public final class Trainer {
             } while head.count > length - 1
         }
         let rest = length - 1 - head.count
-        var start = rng.int(data.count - rest)
+        var start = rng.int(data.count - rest - 1)  // for .mixed the same draws as before the styles existed
         if options.corpus == .passkeyFirst || rng.chance(0.5) {
             while start > 0 && !(data[start - 1] == 10 && start >= 2 && data[start - 2] == 10) { start -= 1 }
         }
