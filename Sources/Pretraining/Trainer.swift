@@ -125,7 +125,9 @@ public final class Trainer {
             } while head.count > length - 1
         }
         let rest = length - 1 - head.count
-        var start = rng.int(data.count - rest - 1)  // for .mixed the same draws as before the styles existed
+        // The draws each style's organism was trained with: .mixed from data.count − length,
+        // .passkeyFirst from data.count − rest (both stay inside `data`).
+        var start = rng.int(data.count - rest - (head.isEmpty ? 1 : 0))
         if options.corpus == .passkeyFirst || rng.chance(0.5) {
             while start > 0 && !(data[start - 1] == 10 && start >= 2 && data[start - 2] == 10) { start -= 1 }
         }
