@@ -18,6 +18,8 @@ public final class AtomicOutput {
     public let finalPath: String
     public let temporaryPath: String
     public let kind: Kind
+    /// Whether an existing output of the same kind may be replaced (`init`'s `replacing`).
+    private let replacing: Bool
     private var committed = false
 
     /// Reserves `finalPath`. Fails if it exists (a non-empty folder, or any file), unless
@@ -29,6 +31,7 @@ public final class AtomicOutput {
         let url = URL(fileURLWithPath: finalPath).standardizedFileURL
         self.finalPath = url.path
         self.kind = kind
+        self.replacing = replacing
         var isDir: ObjCBool = false
         if fm.fileExists(atPath: url.path, isDirectory: &isDir) {
             let emptyDir = isDir.boolValue && kind == .directory
@@ -91,7 +94,9 @@ public final class AtomicOutput {
         try Interruption.check(finalPath)
         var exchanged = false
         var isDir: ObjCBool = false
-        if kind == .directory, FileManager.default.fileExists(atPath: finalPath, isDirectory: &isDir), isDir.boolValue,
+        // Only an output allowed to replace one: a folder that appeared meanwhile at a path
+        // reserved without `replacing` makes the rename below fail, it is never swapped out.
+        if kind == .directory, replacing, FileManager.default.fileExists(atPath: finalPath, isDirectory: &isDir), isDir.boolValue,
            !((try? FileManager.default.contentsOfDirectory(atPath: finalPath))?.isEmpty ?? true) {
             guard nopekit_exchange(temporaryPath, finalPath) == 0 else {
                 let reason = String(cString: strerror(errno))
