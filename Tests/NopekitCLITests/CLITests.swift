@@ -339,8 +339,7 @@ import Testing
     /// Ctrl-C while `extend` verifies, with its output folder half built (data, table, baked
     /// model): it stops at the next measurement, exits 130 and leaves nothing behind.
     @Test func interruptedExtendLeavesNothingBehind() throws {
-        let dir = NSTemporaryDirectory() + "nopekit-int-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try FaultTests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let process = Process()
         process.executableURL = CLIRunner.binary

@@ -58,8 +58,7 @@ struct ResourceLimitTests {
     /// A real (not claimed) array of 25 million bytes costs about its size, not 41 bytes per
     /// element as enum values did (1 GB to inspect a 25 MB file): the bytes stay packed.
     @Test func aLargeMetadataArrayCostsAboutItsSize() throws {
-        let dir = NSTemporaryDirectory() + "nopekit-limits-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try FaultTests.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let count = 25_000_000
         var bytes = Self.gguf(tensors: 0, [("big", 9, [0, 0, 0, 0] + Self.le64(UInt64(count)))])   // ARRAY of UINT8
