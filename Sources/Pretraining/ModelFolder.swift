@@ -22,11 +22,24 @@ public enum ModelFolder {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let store = ParameterStore(p)
         let outputs = p.tensorList.map { t in OutputTensor.copy(store.lookup(t.name)!, from: store) }
-        try replace(folder + "/model.safetensors") { try SafetensorsWriter.write(outputs, metadata: metadata.merging(["format": "pt"]) { a, _ in a }, to: $0) }
+        try replace(folder + "/model.safetensors") {
+            try SafetensorsWriter.write(outputs, metadata: metadata.merging(["format": "pt"]) { a, _ in a }, to: $0, checksumFile: false)
+        }
         try replaceText(folder + "/config.json", configJSON(p.config))
         try replaceText(folder + "/tokenizer.json", ByteVocabulary.tokenizerJSON)
         try replaceText(folder + "/tokenizer_config.json", ByteVocabulary.tokenizerConfigJSON)
         try replaceText(folder + "/" + PasskeyTemplate.fileName, JSONWriter.pretty(passkeyTemplate.json, sortKeys: false) + "\n")
+        try writeChecksums(folder)
+    }
+
+    /// The model files `save` writes, which its checksum record lists.
+    static let files = ["model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json", PasskeyTemplate.fileName]
+
+    /// `folder/SHA256SUMS` for the model files (`ChecksumManifest`); the training log and card,
+    /// rewritten beside them after every save, are left out.
+    static func writeChecksums(_ folder: String) throws {
+        let entries = try files.map { ChecksumManifest.Entry(path: $0, sha256: try ChecksumManifest.digest(of: folder + "/" + $0)) }
+        try replaceText(folder + "/" + ChecksumManifest.folderFileName, ChecksumManifest(entries).text)
     }
 
     /// Writes `path` through `write` under a temporary name, then renames it over the old file

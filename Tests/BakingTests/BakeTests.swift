@@ -149,7 +149,7 @@ enum BakeFixtures {
         let source = try Checkpoint.open(snapshot)
         let table = BakeFixtures.table(for: try source.requireConfig(), seed: 3)
         let report = try Baker.bake(try BakePlan.make(source, scales: .table(table, file: "t")), to: dir + "/out")
-        #expect(BakeFixtures.listing(dir + "/out") == ["config.json", "model.safetensors", "tokenizer.json"])
+        #expect(BakeFixtures.listing(dir + "/out") == ["SHA256SUMS", "config.json", "model.safetensors", "tokenizer.json"])
         #expect(report.skippedFiles.contains { $0.hasPrefix("special_tokens_map.json") })
         #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/out/tokenizer.json")) == Data(contentsOf: URL(fileURLWithPath: Self.organism + "/tokenizer.json")))
     }

@@ -55,6 +55,50 @@ import Testing
         #expect(bad.status == 1 && bad.stderr.contains("NOT EQUAL"), "\(bad.stderr)")
         let again = try CLIRunner.run(["extend", "fixtures/organism", "--data", text, "--out", out])
         #expect(again.status == 64 && again.stderr.contains("exists"))
+        // The whole output records its checksums, the baked model its own too (issue 13).
+        let check = try CLIRunner.run(["inspect", "--verify", out])
+        #expect(check.status == 0 && check.stdout.contains("checksums: ") && check.stdout.contains("values: not scanned"), "\(check.stdout)\(check.stderr)")
+        let model = try CLIRunner.run(["inspect", "--verify", out + "/model"])
+        #expect(model.status == 0 && model.stdout.contains("all finite"), "\(model.stdout)\(model.stderr)")
+    }
+
+    /// `inspect --verify`: a written output checks clean; one NaN written over a weight is
+    /// reported twice, as a file that differs from its record and by its tensor's name; a
+    /// checkpoint with no record is scanned only (issue 13).
+    @Test func inspectVerifyFindsDamageAndNonFiniteWeightsByName() throws {
+        let dir = try FaultTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let out = dir + "/hf"
+        let convert = try CLIRunner.run(["convert", "fixtures/organism", out, "--dtype", "f32"])
+        #expect(convert.status == 0, "\(convert.stderr)")
+        let clean = try CLIRunner.run(["inspect", "--verify", out])
+        #expect(clean.status == 0 && clean.stdout.contains("checksums: 4 of 4 files match") && clean.stdout.contains("all finite"), "\(clean.stdout)")
+
+        // Locate model.norm.weight with Foundation's JSON parser (not nopekit's reader) and write
+        // a float NaN over its third element.
+        let file = out + "/model.safetensors"
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: file)))
+        let headerLength = Int(bytes[0..<8].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) })
+        let header = try #require(try JSONSerialization.jsonObject(with: Data(bytes[8..<(8 + headerLength)])) as? [String: Any])
+        let entry = try #require(header["model.norm.weight"] as? [String: Any])
+        #expect(entry["dtype"] as? String == "F32")
+        let start = 8 + headerLength + (try #require((entry["data_offsets"] as? [Int])?.first)) + 2 * 4
+        bytes.replaceSubrange(start..<(start + 4), with: [0x00, 0x00, 0xC0, 0x7F])
+        try Data(bytes).write(to: URL(fileURLWithPath: file))
+
+        let damaged = try CLIRunner.run(["inspect", "--verify", out])
+        #expect(damaged.status == 1, "\(damaged.stderr)")
+        #expect(damaged.stdout.contains("model.safetensors differs from its record"), "\(damaged.stdout)")
+        #expect(damaged.stdout.contains("model.norm.weight: 1 non-finite value, the first at flat index 2"), "\(damaged.stdout)")
+        #expect(damaged.stderr.contains("1 file differs") && damaged.stderr.contains("1 tensor holds NaN"), "\(damaged.stderr)")
+        let json = try CLIRunner.run(["inspect", "--verify", out, "--json"])
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        #expect(json.status == 1 && report["problems"] as? Int == 2)
+
+        let unrecorded = try CLIRunner.run(["inspect", "--verify", "fixtures/organism"])
+        #expect(unrecorded.status == 0 && unrecorded.stdout.contains("none recorded") && unrecorded.stdout.contains("all finite"), "\(unrecorded.stdout)")
+        let both = try CLIRunner.run(["inspect", "--verify", "--tensors", out])
+        #expect(both.status == 64)
     }
 
     /// `extend` on a quantised GGUF (Q4_K, no tokenizer: token-file data, no passkey): the search
@@ -401,7 +445,9 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let split = try CLIRunner.run(["convert", "fixtures/gguf/quants.gguf", dir + "/q.gguf", "--max-shard-size", "100K"])
         #expect(split.status == 0, "\(split.stderr)")
-        let parts = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
+        let written = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
+        let parts = written.filter { $0.hasSuffix(".gguf") }
+        #expect(written == parts + ["q.gguf.sha256"])
         #expect(parts.count > 2 && parts[0].hasSuffix("-00001-of-0000\(parts.count).gguf"))
         // The message names the parts written, not the requested name (issue 13).
         #expect(split.stderr.contains("wrote \(parts.count) parts, \(dir)/\(parts[0]) … \(parts.last!)"), "\(split.stderr)")
@@ -426,16 +472,16 @@ import Testing
         let back = try CLIRunner.run(["convert", dir + "/o.gguf", dir + "/back"])
         #expect(back.status == 0, "\(back.stderr)")
         let files = try FileManager.default.contentsOfDirectory(atPath: dir + "/back").sorted()
-        #expect(files == ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"])
+        #expect(files == ["SHA256SUMS", "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"])
         let inspect = try CLIRunner.run(["inspect", dir + "/back", "--json"])
         #expect(inspect.status == 0 && inspect.stdout.contains("\"model_type\": \"smollm3\""), "\(inspect.stdout)")
         let refused = try CLIRunner.run(["convert", "fixtures/engine/llama_mha_rope", dir + "/r.gguf", "--position", "layers:0"])
         #expect(refused.status == 1 && refused.stderr.contains("\"layers:0\"") && refused.stderr.contains("granite"))
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["back", "o.gguf"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["back", "o.gguf", "o.gguf.sha256"])
         // A PyTorch .bin folder converts to safetensors (the restricted unpickler reads it).
         let fromBin = try CLIRunner.run(["convert", "fixtures/pytorch/hf_model", dir + "/from-bin"])
         #expect(fromBin.status == 0, "\(fromBin.stderr)")
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/from-bin").sorted() == ["config.json", "model.safetensors"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/from-bin").sorted() == ["SHA256SUMS", "config.json", "model.safetensors"])
         try FileManager.default.removeItem(atPath: dir + "/from-bin")
         let misplaced = try CLIRunner.run(["convert", "fixtures/organism", dir + "/x", "--type", "q8_0"])
         #expect(misplaced.status == 64 && misplaced.stderr.contains("--dtype"))

@@ -99,6 +99,7 @@ public enum GGUFWriter {
     /// alongside): the first part's header is written with the placeholder values in `metadata`
     /// and rewritten in place before anything is published; each value must keep its
     /// placeholder's encoded length.
+    /// `path.sha256` beside them records their checksums (`ChecksumManifest`).
     /// Returns the paths written: `path`, or the parts of a split.
     @discardableResult
     public static func write(metadata: [GGUFKeyValue], tensors: [OutputTensor], to path: String,
@@ -110,7 +111,7 @@ public enum GGUFWriter {
         let total = tensors.reduce(0) { $0 + $1.byteCount }
         var done = 0
         for (index, (part, output)) in zip(parts, outputs).enumerated() {
-            let file = try OutputFile(creating: output.temporaryPath)
+            let file = try OutputFile(creating: output.temporaryPath, rewritesHeader: index == 0 && late != nil)
             let header = headerBytes(part, alignment: alignment)
             try file.write(header)
             for t in part.tensors {
@@ -132,7 +133,9 @@ public enum GGUFWriter {
             }
             try file.finish()
         }
+        ChecksumManifest.removeStaleSidecar(of: path)
         for output in outputs { try output.commit() }
+        try ChecksumManifest.writeSidecar(for: path, files: outputs.map(\.finalPath))
         return parts.map(\.path)
     }
 

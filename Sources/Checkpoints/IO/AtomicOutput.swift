@@ -12,6 +12,7 @@ import Foundation
 /// `rename` is atomic on the same file system) and renamed into place by `commit()`. If writing
 /// fails, is interrupted (Ctrl-C, SIGTERM) or the process throws, `discard()` removes the
 /// partial output; nothing half-written is left behind and existing files are never replaced.
+/// A folder output records its files' checksums (`ChecksumManifest`).
 public final class AtomicOutput {
     public enum Kind { case file, directory }
 
@@ -90,8 +91,11 @@ public final class AtomicOutput {
     /// exchanged with it (renameat2 RENAME_EXCHANGE) and the old one, now under the temporary
     /// name, removed: killed in between, the new folder is in place and the old one is a
     /// stale temporary that the next write removes.
+    /// A folder gets its checksum record (`ChecksumManifest`, `SHA256SUMS`) first, so it is
+    /// published with the files it lists.
     public func commit() throws {
         try Interruption.check(finalPath)
+        if kind == .directory { try ChecksumManifest.writeForFolder(temporaryPath) }
         var exchanged = false
         var isDir: ObjCBool = false
         // Only an output allowed to replace one: a folder that appeared meanwhile at a path
@@ -191,15 +195,36 @@ public final class OutputFile {
     private var writebackStarted = 0
     private static let writebackStep = 64 << 20
 
-    /// Creates `path`, which must not exist.
-    public init(creating path: String) throws {
+    /// The file's SHA-256, hashed behind the writer; known after `finish`.
+    public private(set) var sha256: String?
+    private let digest: TrailingDigest
+    /// Whether the first bytes are still to be rewritten (`overwrite`), so not yet hashed.
+    private var headerPending: Bool
+
+    /// Creates `path`, which must not exist. With `rewritesHeader`, the caller will
+    /// `overwrite` the start of the file before `finish` (a header completed after the data):
+    /// hashing then starts once it has.
+    public init(creating path: String, rewritesHeader: Bool = false) throws {
         self.path = path
         fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw FileError.cannotWrite(path: path, reason: String(cString: strerror(errno))) }
+        headerPending = rewritesHeader
+        do { digest = try TrailingDigest(following: path) } catch { close(fd); throw error }
         buffer.reserveCapacity(bufferCapacity)
     }
 
-    deinit { close(fd) }
+    deinit {
+        if sha256 == nil { digest.cancel() }
+        close(fd)
+    }
+
+    /// Bytes handed to the kernel so far (written or copied, not counting the buffer).
+    private var flushedBytes: Int { bytesWritten - buffer.count }
+
+    /// Tells the digest how far the file is final.
+    private func publish() {
+        if !headerPending { digest.advance(to: flushedBytes) }
+    }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
         if buffer.count + bytes.count <= bufferCapacity {
@@ -209,6 +234,7 @@ public final class OutputFile {
             if bytes.count >= bufferCapacity { try writeAll(bytes) } else { buffer.append(contentsOf: bytes) }
         }
         bytesWritten += bytes.count
+        publish()
         startWriteback()
     }
 
@@ -218,6 +244,7 @@ public final class OutputFile {
         guard !buffer.isEmpty else { return }
         try buffer.withUnsafeBytes { try writeAll($0) }
         buffer.removeAll(keepingCapacity: true)
+        publish()
     }
 
     /// Appends `tensor`'s bytes: copied by the kernel from its source file when it has one
@@ -254,6 +281,7 @@ public final class OutputFile {
             if n == 0 { throw FileError.cannotOpen(path: source, reason: "ends before byte \(Int(position)) (truncated while copying?)") }
             left -= n
             bytesWritten += n
+            publish()
             startWriteback()
         }
         var chunk = [UInt8](repeating: 0, count: min(left, 8 << 20))
@@ -265,6 +293,7 @@ public final class OutputFile {
             position += Int64(n)
             left -= n
             bytesWritten += n
+            publish()
         }
     }
 
@@ -272,7 +301,7 @@ public final class OutputFile {
     /// overlap the copying instead of all waiting for `finish`. Advisory: errors are ignored
     /// here and reported by `finish`'s fdatasync.
     private func startWriteback() {
-        let flushed = bytesWritten - buffer.count
+        let flushed = flushedBytes
         guard flushed - writebackStarted >= Self.writebackStep else { return }
         _ = nopekit_start_writeback(fd, Int64(writebackStarted), Int64(flushed - writebackStarted))
         writebackStarted = flushed
@@ -292,12 +321,20 @@ public final class OutputFile {
             }
             done += n
         }
+        headerPending = false
+        publish()
     }
 
-    /// Flushes and forces the data to disk, so the rename that follows publishes a whole file.
+    /// Flushes and forces the data to disk, so the rename that follows publishes a whole file,
+    /// and waits for the digest (hashed meanwhile), which `WrittenDigests` then remembers.
     public func finish() throws {
         try flush()
+        headerPending = false
+        publish()
         if fdatasync(fd) != 0 { throw error(errno) }
+        let digest = try self.digest.finish(length: bytesWritten)
+        sha256 = digest
+        WrittenDigests.record(digest, for: path)
     }
 
     private func writeAll(_ bytes: UnsafeRawBufferPointer) throws {

@@ -50,6 +50,11 @@ public struct ChecksumCache: Sendable {
             changed = Int64(s.st_ctim.tv_sec) * 1_000_000_000 + Int64(s.st_ctim.tv_nsec)
         }
 
+        /// What a rename leaves unchanged (it moves the status-change time): enough to know,
+        /// within one process, that a file is still the one it wrote.
+        struct Content: Hashable { var device: UInt64, inode: UInt64, size: Int64, modified: Int64 }
+        var content: Content { Content(device: device, inode: inode, size: size, modified: modified) }
+
         var key: String {
             let h = SHA256()
             h.update(Array("\(device):\(inode):\(size):\(modified):\(changed)".utf8))

@@ -41,13 +41,17 @@ public enum SafetensorsWriter {
     /// final value must have its placeholder's length.
     public typealias LateMetadata = () throws -> [String: String]
 
-    /// Writes one file at `path` (atomically: temporary name, then rename).
+    /// Writes one file at `path` (atomically: temporary name, then rename), and its checksum
+    /// record `path.sha256` beside it (`ChecksumManifest`) unless `checksumFile` is false (a
+    /// file inside a folder that records its own).
     /// `progress` is called after each tensor with its byte count.
     public static func write(_ tensors: [OutputTensor], metadata: [String: String], late: LateMetadata? = nil,
-                             to path: String, progress: ((Int) -> Void)? = nil) throws {
+                             to path: String, checksumFile: Bool = true, progress: ((Int) -> Void)? = nil) throws {
         let output = try AtomicOutput(finalPath: path, kind: .file)
         try writeShard(tensors, metadata: metadata, late: late, to: output.temporaryPath, progress: progress)
+        if checksumFile { ChecksumManifest.removeStaleSidecar(of: output.finalPath) }
         try output.commit()
+        if checksumFile { try ChecksumManifest.writeSidecar(for: output.finalPath, files: [output.finalPath]) }
     }
 
     /// Writes the bytes of one shard to `path` (which must not exist).
@@ -64,7 +68,7 @@ public enum SafetensorsWriter {
         guard UInt64(headerBytes.count - 8) <= SafetensorsHeader.maxHeaderLength else {
             throw WriterError.headerTooLarge(path: path)
         }
-        let file = try OutputFile(creating: path)
+        let file = try OutputFile(creating: path, rewritesHeader: late != nil)
         try file.write(headerBytes)
         for t in ordered {
             try file.append(t)

@@ -69,7 +69,7 @@ import Testing
         let tensors = (0..<5).map { tensor("t\($0)", .q8_0, [4, 64], seed: UInt8($0)) }  // 272 bytes each
         try GGUFWriter.write(metadata: Self.metadata, tensors: tensors, to: path, maxShardBytes: 600)
         let names = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
-        #expect(names == ["s-00001-of-00003.gguf", "s-00002-of-00003.gguf", "s-00003-of-00003.gguf"])
+        #expect(names == ["s-00001-of-00003.gguf", "s-00002-of-00003.gguf", "s-00003-of-00003.gguf", "s.gguf.sha256"])
         let model = try GGUFFile(path: dir + "/s-00001-of-00003.gguf")
         #expect(model.parts.count == 3 && model.tensors.map(\.name) == tensors.map(\.name))
         #expect(model.metadata == Self.metadata)
