@@ -39,7 +39,11 @@ and checks:
   the source's (compared as parsed JSON) + ``nopekit_temperatures`` (object)
   + ``nopekit_source_sha256``; every other file of the source folder copied
   byte for byte; st-sharded's index has the source's weight_map and
-  total_size; the folder holds exactly the source's file names;
+  total_size; the folder holds exactly the source's file names plus
+  ``SHA256SUMS``;
+* every output's checksum record is what ``sha256sum`` prints (hashlib
+  digests, sorted by name): ``SHA256SUMS`` in a folder listing every other file,
+  ``NAME.sha256`` beside a GGUF file;
 * GGUF: the source's KVs (key, type, encoded value) in the same order,
   followed by exactly ``nopekit.temperatures`` (STRING, JSON table) and
   ``nopekit.source_sha256`` (STRING);
@@ -93,7 +97,7 @@ from gguf.constants import GGML_QUANT_SIZES
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import CheckFail, Runner, expect_success, sha256_file, tree  # noqa: E402
+from harness import CheckFail, Runner, check_record, checksum_lines, expect_success, folder_record_names, sha256_file, tree  # noqa: E402
 from check_gguf import layout_check, read_gguf  # noqa: E402
 
 BF16 = ml_dtypes.bfloat16
@@ -336,10 +340,14 @@ def run_st_case(r: Runner, ctx: Ctx, case: str, from_checkpoint: bool):
 
     def same_files():
         need()
-        want = st["src"]["files"]
+        want = sorted(st["src"]["files"] + ["SHA256SUMS"])
         if st["out"]["files"] != want:
-            raise CheckFail(f"files {st['out']['files']}, the source has {want}")
+            raise CheckFail(f"files {st['out']['files']}, the source's plus SHA256SUMS would be {want}")
         return ", ".join(want)
+
+    def record():
+        need()
+        return check_record(out / "SHA256SUMS", folder_record_names(out))
 
     def same_layout():
         need()
@@ -476,7 +484,8 @@ def run_st_case(r: Runner, ctx: Ctx, case: str, from_checkpoint: bool):
             raise CheckFail(f"total_size {(b.get('metadata') or {}).get('total_size')}, source {a['metadata']['total_size']}")
         return f"{len(a['weight_map'])} entries, total_size {a['metadata']['total_size']}"
 
-    r.check(f"{case}: the folder holds exactly the source's file names", same_files)
+    r.check(f"{case}: the folder holds exactly the source's file names and SHA256SUMS", same_files)
+    r.check(f"{case}: SHA256SUMS lists every other file with its sha256, as sha256sum prints them", record)
     r.check(f"{case}: tensor names, dtypes and shapes as the source", same_layout)
     r.check(f"{case}: scaled q_proj tensors equal the numpy expectation bit for bit", scaled)
     r.check(f"{case}: every other tensor byte-identical to the source", untouched)
@@ -513,6 +522,8 @@ def run_gguf_case(r: Runner, ctx: Ctx, fname: str):
         return summary
 
     r.check(f"{fname}: gguf.GGUFReader accepts it and the layout check passes", loads)
+    r.check(f"{fname}: {out.name}.sha256 beside it holds its sha256, as sha256sum prints it",
+            lambda: check_record(out.parent / (out.name + ".sha256"), [out.name]))
 
     def geometry():
         kv = st["src_kv"]
@@ -763,6 +774,8 @@ def run_cross_format(r: Runner, ctx: Ctx):
         return f"{checked} q tensors equal numpy's product, provenance present"
 
     r.check("bake --format gguf: PyPI gguf reads it; scaled q rows exact; provenance", to_gguf)
+    r.check("bake --format gguf: NAME.sha256 beside it holds its sha256",
+            lambda: check_record(out.parent / (out.name + ".sha256"), [out.name]))
 
     gsrc = ctx.fixtures / "gguf" / "tiny-q8_0.gguf"
     hf = ctx.work / "cross-hf"
@@ -798,9 +811,12 @@ def run_cross_format(r: Runner, ctx: Ctx):
         return f"worst relative difference {worst:.2g} (fp16 scale rounding)"
 
     r.check("bake --format safetensors: PyPI safetensors reads it; q rows = s * dequantize; provenance", to_hf)
+    r.check("bake --format safetensors: SHA256SUMS lists every other file with its sha256",
+            lambda: check_record(hf / "SHA256SUMS", folder_record_names(hf)))
 
 
-def run_all(r: Runner, fixtures: Path, work: Path) -> None:
+def run_all(r: Runner, fixtures: Path, work: Path, cross_format: bool = True) -> None:
+    """Every check; ``cross_format`` off for the self-test, whose numpy bake keeps the source's format."""
     """Every bake and check.  Counts go to r.passed / r.failed."""
     fixtures, work = fixtures.resolve(), work.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -827,7 +843,8 @@ def run_all(r: Runner, fixtures: Path, work: Path) -> None:
     run_st_case(r, ctx, PAPER, from_checkpoint=True)
     for t in GGUF_TAGS:
         run_gguf_case(r, ctx, f"tiny-{t}.gguf")
-    run_cross_format(r, ctx)
+    if cross_format:
+        run_cross_format(r, ctx)
 
     bad = work / "bad.temps.json"
     bad.write_text(bad_table_text())
@@ -974,6 +991,10 @@ def _bake_folder(src: Path, out: Path, temps, from_checkpoint: bool, mutation: s
     if mutation == "touch-source":
         with open(src / "config.json", "a") as fh:
             fh.write(" ")
+    record = checksum_lines(tmp, folder_record_names(tmp))
+    if mutation == "record-stale":  # a record that no longer matches config.json
+        record = record.replace(sha256_file(tmp / "config.json"), "0" * 64)
+    (tmp / "SHA256SUMS").write_text(record)
     tmp.rename(out)
 
 
@@ -1028,6 +1049,7 @@ def _bake_gguf(src: Path, out: Path, temps, mutation: str):
     w.close()
     del r
     tmp.rename(out)
+    (out.parent / (out.name + ".sha256")).write_text(checksum_lines(out.parent, [out.name]))
 
 
 def reference_bake(argv, mutation: str = "none"):
@@ -1076,6 +1098,7 @@ MUTATIONS = {
     "gguf-drop-key": "tiny-bf16.gguf: metadata = source KVs",
     "st-metadata-missing": "st-bf16: __metadata__ = source entries",
     "wrong-source-sha": "st-sharded: nopekit_source_sha256 is the source checksum",
+    "record-stale": "st-f32: SHA256SUMS lists every other file with its sha256",
     "config-extra-key": "st-f32: config.json = source config",
     "shard-move": "st-sharded: tensor names, dtypes and shapes as the source",
     "paper-keep-scale-param": "paper: tensor names, dtypes and shapes as the source",
@@ -1103,7 +1126,7 @@ def self_test(fixtures: Path, work: Path) -> int:
     print(f"self-test: numpy bake in place of nopekit; fixtures copied from {fixtures} to {copy}")
     fresh()
     r = SelfTestRunner(scratch)
-    run_all(r, copy, scratch)
+    run_all(r, copy, scratch, cross_format=False)
     print(f"self-test clean run: {r.passed} passed, {r.failed} failed")
     ok = r.failed == 0
     bad_mutations = 0
@@ -1112,7 +1135,7 @@ def self_test(fixtures: Path, work: Path) -> int:
         rm = SelfTestRunner(scratch, m)
         buf = io.StringIO()
         with contextlib.redirect_stdout(buf):
-            run_all(rm, copy, scratch)
+            run_all(rm, copy, scratch, cross_format=False)
         fails = [line for line in buf.getvalue().splitlines() if line.startswith("FAIL ")]
         hit = [line for line in fails if want in line]
         if hit:

@@ -103,7 +103,7 @@ from gguf.constants import GGML_QUANT_SIZES
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(REPO / "scripts" / "reference"))
-from harness import CheckFail, Runner, expect_success, parse_size, sha256_file, tree  # noqa: E402
+from harness import CheckFail, Runner, check_record, checksum_lines, expect_success, folder_record_names, parse_size, sha256_file, tree  # noqa: E402
 from check_gguf import layout_check  # noqa: E402
 
 BF16 = ml_dtypes.bfloat16
@@ -890,6 +890,7 @@ def fake_nopekit(argv: list[str]) -> int:
         position = "every:4" if arch == "smollm3" else spec.pattern
         write_reference_gguf(spec, arch, type_name, tmp, tokenizer_kvs(spec, breaks), position, breaks, extra)
         tmp.rename(out)
+        Path(str(out) + ".sha256").write_text(checksum_lines(out.parent, [out.name]))
         if "leave_tmp" in breaks:
             Path(str(out) + ".nopekit-partial-9").write_bytes(b"x")
         return 0
@@ -978,6 +979,7 @@ def fake_to_hf(src: Path, out: Path, a, breaks) -> int:
         write_json(tmp / "tokenizer.json", tj)
         if (Path(tokdir) / "tokenizer_config.json").exists():
             shutil.copyfile(Path(tokdir) / "tokenizer_config.json", tmp / "tokenizer_config.json")
+    (tmp / "SHA256SUMS").write_text(checksum_lines(tmp, folder_record_names(tmp)))
     tmp.rename(out)
     return 0
 
@@ -1203,6 +1205,9 @@ def forward(r: Runner, work: Path, case: str, spec: Spec, tname: str | None, fx:
 
     if not r.check(f"{label}: gguf.GGUFReader and the strict layout check accept it", readable):
         return None
+    PRODUCED.add(str(out) + ".sha256")
+    r.check(f"{label}: {out.name}.sha256 beside it holds its sha256, as sha256sum prints it",
+            lambda: check_record(work / (str(out) + ".sha256"), [out.name]))
     r.check(f"{label}: metadata keys, llama.cpp types, values from config.json ({arch}, file_type {TYPES[type_name][1]})",
             check_metadata, st, spec)
     exp = expected_tensors(spec, arch, type_name)
@@ -1530,6 +1535,8 @@ def backward(r: Runner, work: Path, case: str, spec: Spec, st: dict, fx: Path, t
     label = f"hf/{tag}"
     if not r.check(f"convert {gg} {out}{' ' + ' '.join(args) if args else ''} exits 0", expect_success, proc, cmdline):
         return
+    r.check(f"{label}: SHA256SUMS lists every other file with its sha256, as sha256sum prints them",
+            lambda: check_record(work / out / "SHA256SUMS", folder_record_names(work / out)))
     dtype_arg = dict(zip(args[::2], args[1::2])).get("--dtype")
     # without --dtype: F32, or the stored float type (of the tensor, or of the file: general.file_type 1 / 32)
     file_float = {{1: "f16", 32: "bf16"}.get((st["fields"].get("general.file_type") or {}).get("value"), "f32")}

@@ -38,6 +38,30 @@ def sha256_file(p: Path) -> str:
     return h.hexdigest()
 
 
+def checksum_lines(base: Path, names) -> str:
+    """What ``sha256sum NAME...`` prints for ``names`` (relative to ``base``) sorted by path
+    bytes: the checksum record nopekit writes with every output (``SHA256SUMS`` in a folder,
+    ``NAME.sha256`` beside a file). Plain names only (no escaping of backslash or newline)."""
+    return "".join(f"{sha256_file(base / n)}  {n}\n" for n in sorted(names, key=lambda n: n.encode()))
+
+
+def check_record(record: Path, names) -> str:
+    """The record at ``record`` lists exactly ``names`` (relative to its folder), each with its
+    hashlib sha256, as sha256sum would print them."""
+    if not record.is_file():
+        raise CheckFail(f"{record.name} was not written beside the output")
+    want = checksum_lines(record.parent, names)
+    got = record.read_text()
+    if got != want:
+        raise CheckFail(f"{record.name} is {got!r}, sha256sum would print {want!r}")
+    return f"{len(names)} files, each hashlib's sha256"
+
+
+def folder_record_names(folder: Path):
+    """Every file under ``folder`` (relative, recursive) but its own SHA256SUMS."""
+    return [str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.relative_to(folder) != Path("SHA256SUMS")]
+
+
 class Runner:
     def __init__(self, nopekit: Path, workdir: Path, timeout: float):
         self.nopekit, self.workdir, self.timeout = nopekit, workdir, timeout
