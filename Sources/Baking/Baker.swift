@@ -33,16 +33,16 @@ public enum Baker {
         case let gguf as GGUFFile:
             var metadata = gguf.metadata
             metadata.append(GGUFKeyValue(Provenance.ggufTemperaturesKey, .string(plan.table.compactJSON)))
-            metadata.append(GGUFKeyValue(Provenance.ggufSourceKey, .string(Provenance.placeholder)))
+            metadata.append(GGUFKeyValue(Provenance.ggufSourceKey, .string(checksum.valueOrPlaceholder)))
             let kept = gguf.tensors.filter { !dropped.contains($0.name) }
             let groups = gguf.partPaths.count > 1
                 ? gguf.partPaths.map { part in kept.filter { $0.file == part }.count }.filter { $0 > 0 } : nil
             try GGUFWriter.write(metadata: metadata, tensors: kept.map(written), to: output, groups: groups,
-                                 late: { [GGUFKeyValue(Provenance.ggufSourceKey, .string(try checksum.wait()))] },
+                                 late: checksum.late { [GGUFKeyValue(Provenance.ggufSourceKey, .string($0))] },
                                  progress: progress)
         case let file as SafetensorsFile:
             try SafetensorsWriter.write(file.tensors.filter { !dropped.contains($0.name) }.map(written),
-                                        metadata: metadata(of: file, plan.table), late: { [Provenance.sourceKey: try checksum.wait()] },
+                                        metadata: metadata(of: file, plan.table, checksum), late: checksum.late { [Provenance.sourceKey: $0] },
                                         to: output)
         case let folder as ShardedSafetensors:
             let shards = folder.shards.map { shard in
@@ -56,8 +56,8 @@ public enum Baker {
                 index = shards.count > 1 ? Array(SafetensorsWriter.indexJSON(shards: shards).utf8) : nil
             }
             try SafetensorsWriter.writeFolder(
-                shards: shards, index: index, metadata: { metadata(of: folder.shards[$0], plan.table) },
-                late: { [Provenance.sourceKey: try checksum.wait()] }, to: output,
+                shards: shards, index: index, metadata: { metadata(of: folder.shards[$0], plan.table, checksum) },
+                late: checksum.late { [Provenance.sourceKey: $0] }, to: output,
                 extraFiles: {
                     let files = try companionFiles(plan, checksum: try checksum.wait(), weights: Set(folder.shards.map(\.path)))
                     copiedFiles = files.copied.map(\.name)
@@ -73,12 +73,13 @@ public enum Baker {
                           sourceSHA256: try checksum.wait(), copiedFiles: copiedFiles, skippedFiles: skippedFiles, written: true)
     }
 
-    /// The shard's own `__metadata__` plus the provenance keys (checksum still a placeholder).
-    static func metadata(of file: SafetensorsFile, _ table: TemperatureTable) -> [String: String] {
+    /// The shard's own `__metadata__` plus the provenance keys (the checksum perhaps still a
+    /// placeholder).
+    static func metadata(of file: SafetensorsFile, _ table: TemperatureTable, _ checksum: BackgroundChecksum) -> [String: String] {
         var m: [String: String] = [:]
         for entry in file.header.metadata ?? [] { m[entry.key] = entry.value }
         m[Provenance.temperaturesKey] = table.compactJSON
-        m[Provenance.sourceKey] = Provenance.placeholder
+        m[Provenance.sourceKey] = checksum.valueOrPlaceholder
         return m
     }
 
@@ -180,7 +181,16 @@ public final class BackgroundChecksum: @unchecked Sendable {
     private let lock = NSLock()
     private var stopped = false
 
+    /// The checksum when `cache` remembered it at the start (no thread runs then).
+    public let known: String?
+
     public init(files: [String], cache: ChecksumCache = .standard) {
+        known = SHA256.rememberedCheckpoint(files: files, cache: cache)
+        if let known {
+            result = .success(known)
+            done.signal()
+            return
+        }
         DispatchQueue.global(qos: .userInitiated).async { [self] in
             result = Result { try SHA256.checkpoint(files: files, cache: cache, stop: { [self] in self.lock.withLock { self.stopped } }) }
             done.signal()
@@ -199,5 +209,16 @@ public final class BackgroundChecksum: @unchecked Sendable {
         done.wait()
         done.signal()
         return try result!.get()
+    }
+
+    /// What a header records now: the checksum when it was remembered, else the placeholder
+    /// that `late` replaces.
+    public var valueOrPlaceholder: String { known ?? Provenance.placeholder }
+
+    /// The writers' late metadata: nil when the checksum was remembered (the header is final
+    /// from the start, so the output's own digest is computed while it is written rather than
+    /// after the header rewrite); else `make` of the checksum once known.
+    public func late<T>(_ make: @escaping (String) -> T) -> (() throws -> T)? {
+        known == nil ? { [self] in make(try wait()) } : nil
     }
 }

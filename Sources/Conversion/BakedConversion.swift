@@ -36,9 +36,9 @@ public enum BakedConversion {
                 defer { background.finish() }
                 var metadata = export.metadata
                 metadata.append(GGUFKeyValue(Provenance.ggufTemperaturesKey, .string(plan.table.compactJSON)))
-                metadata.append(GGUFKeyValue(Provenance.ggufSourceKey, .string(Provenance.placeholder)))
+                metadata.append(GGUFKeyValue(Provenance.ggufSourceKey, .string(background.valueOrPlaceholder)))
                 _ = try GGUFWriter.write(metadata: metadata, tensors: export.tensors, to: output, maxShardBytes: maxShardBytes,
-                                         late: { [GGUFKeyValue(Provenance.ggufSourceKey, .string(try background.wait()))] },
+                                         late: background.late { [GGUFKeyValue(Provenance.ggufSourceKey, .string($0))] },
                                          progress: progress)
                 checksum = try background.wait()
                 written = true
@@ -56,9 +56,9 @@ public enum BakedConversion {
             if !dryRun {
                 let background = BackgroundChecksum(files: sourceFiles)
                 defer { background.finish() }
-                let metadata = ["format": "pt", Provenance.temperaturesKey: plan.table.compactJSON, Provenance.sourceKey: Provenance.placeholder]
+                let metadata = ["format": "pt", Provenance.temperaturesKey: plan.table.compactJSON, Provenance.sourceKey: background.valueOrPlaceholder]
                 try SafetensorsWriter.writeFolder(
-                    export.tensors, metadata: metadata, late: { [Provenance.sourceKey: try background.wait()] }, to: output,
+                    export.tensors, metadata: metadata, late: background.late { [Provenance.sourceKey: $0] }, to: output,
                     maxShardBytes: maxShardBytes,
                     extraFiles: {
                         try export.files.map { file in

@@ -132,6 +132,31 @@ enum BakeFixtures {
         }
     }
 
+    /// A source checksum remembered from an earlier run goes into the headers at once (no
+    /// rewrite, so the output is hashed while it is written); one still being computed is
+    /// written in afterwards. Both give the same bytes, checksum records included.
+    @Test func aRememberedSourceChecksumGivesTheSameOutput() throws {
+        let source = try Checkpoint.open(Self.organism)
+        let plan = try BakePlan.make(source, scales: .table(BakeFixtures.table(for: try source.requireConfig(), seed: 5), file: "t"))
+        let dir = try BakeFixtures.scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let files = [Self.organism + "/model.safetensors"]
+        let none = ChecksumCache(folder: nil), filled = ChecksumCache(folder: dir + "/cache", racyWindow: 0)
+        _ = try filled.sha256(of: files[0])
+        let (hashing, remembered) = (BackgroundChecksum(files: files, cache: none), BackgroundChecksum(files: files, cache: filled))
+        hashing.finish()
+        let digest = try SHA256.file(files[0])
+        #expect(hashing.known == nil && remembered.known == digest)
+        _ = try Baker.bake(plan, to: dir + "/late", checksumCache: none)
+        _ = try Baker.bake(plan, to: dir + "/known", checksumCache: filled)
+        let names = BakeFixtures.listing(dir + "/late")
+        #expect(names.contains(ChecksumManifest.folderFileName) && names == BakeFixtures.listing(dir + "/known"))
+        for name in names {
+            let (a, b) = (try Data(contentsOf: URL(fileURLWithPath: "\(dir)/late/\(name)")), try Data(contentsOf: URL(fileURLWithPath: "\(dir)/known/\(name)")))
+            #expect(a == b, "\(name)")
+        }
+    }
+
     /// Side files are copied only when they are regular files inside the model folder (or its
     /// Hugging Face cache blobs): a link to /etc/hostname stays behind (issue 13).
     @Test func copiesOnlyCompanionFilesInsideTheFolder() throws {

@@ -124,6 +124,18 @@ import Testing
         #expect(throws: WriterError.duplicateName(path: folder + "/d", name: "a")) {
             try SafetensorsWriter.writeFolder([t, t], metadata: [:], to: folder + "/d", maxShardBytes: nil)
         }
+        // A symbolic link at the output path, even a dangling one, is refused and left as it was
+        // (the rename would have replaced the link with the output, silently).
+        let link = folder + "/link.safetensors", folderLink = folder + "/link-folder"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: "/nonexistent/x")
+        try FileManager.default.createSymbolicLink(atPath: folderLink, withDestinationPath: "/nonexistent/y")
+        #expect(throws: FileError.outputIsLink(path: link, target: "/nonexistent/x")) { try SafetensorsWriter.write([t], metadata: [:], to: link) }
+        #expect(throws: FileError.outputIsLink(path: folderLink, target: "/nonexistent/y")) {
+            try SafetensorsWriter.writeFolder([t], metadata: [:], to: folderLink, maxShardBytes: nil)
+        }
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: link) == "/nonexistent/x")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: folderLink) == "/nonexistent/y")
+        #expect(!FileManager.default.fileExists(atPath: link + ".sha256"))
         // An empty existing folder is fine: it is replaced by the finished output.
         let empty = (folder as NSString).appendingPathComponent("empty")
         try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: false)

@@ -26,13 +26,18 @@ public final class AtomicOutput {
     /// Reserves `finalPath`. Fails if it exists (a non-empty folder, or any file), unless
     /// `replacing` it: a state file or state folder that is rewritten as a whole (a folder is
     /// then swapped in by one atomic exchange, never removed first). Fails if its parent
-    /// folder does not exist.
+    /// folder does not exist, and if the path is a symbolic link, even a dangling one: the
+    /// rename would replace the link itself, silently.
     public init(finalPath: String, kind: Kind, replacing: Bool = false) throws {
         let fm = FileManager.default
         let url = URL(fileURLWithPath: finalPath).standardizedFileURL
         self.finalPath = url.path
         self.kind = kind
         self.replacing = replacing
+        var link = stat()
+        if lstat(url.path, &link) == 0, (link.st_mode & S_IFMT) == S_IFLNK {
+            throw FileError.outputIsLink(path: url.path, target: (try? fm.destinationOfSymbolicLink(atPath: url.path)) ?? "?")
+        }
         var isDir: ObjCBool = false
         if fm.fileExists(atPath: url.path, isDirectory: &isDir) {
             let emptyDir = isDir.boolValue && kind == .directory

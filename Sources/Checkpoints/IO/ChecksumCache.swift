@@ -62,15 +62,20 @@ public struct ChecksumCache: Sendable {
         }
     }
 
+    /// The digest remembered for `path` while its identity is unchanged, without hashing.
+    public func remembered(_ path: String) -> String? {
+        guard let folder, let id = Identity(path),
+              let bytes = try? SmallFile.read(folder + "/" + id.key), bytes.count == 64,
+              bytes.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     /// The digest of `path`: remembered when its identity is unchanged, else computed (with
     /// `stop` asked between reads) and remembered.
     public func sha256(of path: String, stop: () -> Bool = { false }) throws -> String {
+        if let known = remembered(path) { return known }
         guard let folder, let before = Identity(path) else { return try SHA256.file(path, stop: stop) }
         let entry = folder + "/" + before.key
-        if let bytes = try? SmallFile.read(entry), bytes.count == 64,
-           bytes.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) {
-            return String(decoding: bytes, as: UTF8.self)
-        }
         let started = Int64(Date().timeIntervalSince1970 * 1e9)
         let digest = try SHA256.file(path, stop: stop)
         if Identity(path) == before, max(before.modified, before.changed) < started - Int64(racyWindow * 1e9) {

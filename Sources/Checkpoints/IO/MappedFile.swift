@@ -65,6 +65,7 @@ public enum FileError: Error, CustomStringConvertible, Equatable {
     case cannotWrite(path: String, reason: String)
     case diskFull(path: String)
     case outputExists(path: String)
+    case outputIsLink(path: String, target: String)
     case interrupted(path: String)
 
     public var description: String {
@@ -75,6 +76,7 @@ public enum FileError: Error, CustomStringConvertible, Equatable {
         case .cannotWrite(let p, let r): return "\(p): write failed (\(r)); nothing was left behind"
         case .diskFull(let p): return "\(p): no space left on device; free space or choose another output folder (nothing was left behind)"
         case .outputExists(let p): return "\(p): already exists; choose a new output path or remove it first (nopekit never overwrites)"
+        case .outputIsLink(let p, let t): return "\(p): is a symbolic link (to \(t)), which writing would replace; give the path the output should have, or remove the link"
         case .interrupted(let p): return "\(p): interrupted; the partial output was removed"
         }
     }

@@ -60,10 +60,23 @@ extension SHA256 {
     /// Each file's digest comes from `cache` when the file is unchanged since it was last
     /// hashed (`ChecksumCache`); pass `ChecksumCache(folder: nil)` to hash afresh.
     public static func checkpoint(files: [String], cache: ChecksumCache = .standard, stop: () -> Bool = { false }) throws -> String {
+        try combine(files) { try cache.sha256(of: $0, stop: stop) }
+    }
+
+    /// The checkpoint's checksum if `cache` remembers every file's digest, without hashing.
+    public static func rememberedCheckpoint(files: [String], cache: ChecksumCache = .standard) -> String? {
+        try? combine(files) { f in
+            guard let d = cache.remembered(f) else { throw CancellationError() }
+            return d
+        }
+    }
+
+    /// One file's digest, or the digest of the `sha256sum` lines of several.
+    private static func combine(_ files: [String], _ digest: (String) throws -> String) throws -> String {
         let sorted = Set(files).sorted()
-        if sorted.count == 1 { return try cache.sha256(of: sorted[0], stop: stop) }
+        if sorted.count == 1 { return try digest(sorted[0]) }
         let lines = SHA256()
-        for f in sorted { lines.update(Array("\(try cache.sha256(of: f, stop: stop))  \((f as NSString).lastPathComponent)\n".utf8)) }
+        for f in sorted { lines.update(Array("\(try digest(f))  \((f as NSString).lastPathComponent)\n".utf8)) }
         return lines.finish()
     }
 }
