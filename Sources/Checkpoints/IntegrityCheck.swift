@@ -73,7 +73,12 @@ public enum IntegrityCheck {
             throw FileError.cannotOpen(path: path, reason: "no such file or folder")
         }
         let location = ChecksumManifest.location(for: path)
-        let manifest = try location.map { try ChecksumManifest.parse(try SmallFile.read($0), file: $0) }
+        var manifest = try location.map { try ChecksumManifest.parse(try SmallFile.read($0), file: $0) }
+        if !isDir.boolValue, location?.hasSuffix("/" + ChecksumManifest.folderFileName) == true {
+            // A file of a folder output: its own line of the folder's record.
+            let name = (path as NSString).lastPathComponent
+            manifest = manifest.map { ChecksumManifest($0.entries.filter { $0.path == name }) }
+        }
         let base = location.map { ($0 as NSString).deletingLastPathComponent } ?? path
 
         // Pass 1, on a second thread: re-hash the recorded files.

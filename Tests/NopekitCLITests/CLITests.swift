@@ -73,6 +73,9 @@ import Testing
         #expect(convert.status == 0, "\(convert.stderr)")
         let clean = try CLIRunner.run(["inspect", "--verify", out])
         #expect(clean.status == 0 && clean.stdout.contains("checksums: 4 of 4 files match") && clean.stdout.contains("all finite"), "\(clean.stdout)")
+        // One file of a folder output is checked against its line of the folder's record.
+        let one = try CLIRunner.run(["inspect", "--verify", out + "/model.safetensors"])
+        #expect(one.status == 0 && one.stdout.contains("checksums: 1 of 1 files match \(out)/SHA256SUMS"), "\(one.stdout)\(one.stderr)")
 
         // Locate model.norm.weight with Foundation's JSON parser (not nopekit's reader) and write
         // a float NaN over its third element.
@@ -91,6 +94,8 @@ import Testing
         #expect(damaged.stdout.contains("model.safetensors differs from its record"), "\(damaged.stdout)")
         #expect(damaged.stdout.contains("model.norm.weight: 1 non-finite value, the first at flat index 2"), "\(damaged.stdout)")
         #expect(damaged.stderr.contains("1 file differs") && damaged.stderr.contains("1 tensor holds NaN"), "\(damaged.stderr)")
+        let oneDamaged = try CLIRunner.run(["inspect", "--verify", out + "/model.safetensors"])
+        #expect(oneDamaged.status == 1 && oneDamaged.stdout.contains("checksums: 0 of 1 files match"), "\(oneDamaged.stdout)")
         let json = try CLIRunner.run(["inspect", "--verify", out, "--json"])
         let report = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
         #expect(json.status == 1 && report["problems"] as? Int == 2)

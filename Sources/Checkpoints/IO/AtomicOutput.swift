@@ -315,6 +315,7 @@ public final class OutputFile {
     /// Replaces bytes already written at `offset` (a header completed after the data), without
     /// moving the write position.
     public func overwrite(_ bytes: [UInt8], at offset: Int) throws {
+        precondition(headerPending, "overwrite of \(path) after its bytes were hashed: create it with rewritesHeader")
         try flush()
         precondition(offset + bytes.count <= bytesWritten, "overwrite past the end of \(path)")
         var done = 0

@@ -149,7 +149,8 @@ public struct ChecksumManifest: Equatable {
 
     /// Where the manifest covering `path` lives: `path/SHA256SUMS` for a folder; `path.sha256`
     /// beside a file, or for a split GGUF part (`NAME-00001-of-00003.gguf`) the set's
-    /// `NAME.gguf.sha256`. Nil when there is none.
+    /// `NAME.gguf.sha256`, or the `SHA256SUMS` of the folder holding the file when it lists
+    /// it. Nil when there is none.
     public static func location(for path: String) -> String? {
         var isDir: ObjCBool = false
         let fm = FileManager.default
@@ -158,7 +159,12 @@ public struct ChecksumManifest: Equatable {
         if !isDir.boolValue, let stem = GGUFSplitName.stem(of: path) {
             candidates += [stem + ".gguf" + sidecarSuffix, stem + sidecarSuffix]
         }
-        return candidates.first { fm.fileExists(atPath: $0) }
+        if let found = candidates.first(where: { fm.fileExists(atPath: $0) }) { return found }
+        let folderRecord = ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent(folderFileName)
+        guard !isDir.boolValue, let bytes = try? SmallFile.read(folderRecord),
+              let record = try? parse(bytes, file: folderRecord),
+              record.entries.contains(where: { $0.path == (path as NSString).lastPathComponent }) else { return nil }
+        return folderRecord
     }
 
     /// The outcome for one listed file.

@@ -52,9 +52,15 @@ final class TrailingDigest: @unchecked Sendable {
         return try r.get()
     }
 
-    /// Stops the thread at its next read (the output is being abandoned).
+    /// Stops the thread at its next read (the output is being abandoned) and waits for it to
+    /// leave libcrypto: a process that exits with the thread still inside it can crash in
+    /// libcrypto's exit handlers, turning an error message into a core dump.
     func cancel() {
-        condition.withLock { cancelled = true; condition.signal() }
+        condition.lock()
+        cancelled = true
+        condition.signal()
+        while result == nil { condition.wait() }
+        condition.unlock()
     }
 
     private func run() {
