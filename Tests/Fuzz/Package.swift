@@ -6,7 +6,7 @@
 // crash, hang, sanitizer report or runaway allocation is a finding.
 import PackageDescription
 
-let parsers = ["FuzzSafetensors", "FuzzGGUF", "FuzzPyTorch", "FuzzTokenizer", "FuzzConfig", "FuzzTemperatureTable"]
+let parsers = ["FuzzSafetensors", "FuzzGGUF", "FuzzPyTorch", "FuzzTokenizer", "FuzzConfig", "FuzzTemperatureTable", "FuzzChecksumManifest"]
 
 let package = Package(
     name: "nopekit-fuzz",
