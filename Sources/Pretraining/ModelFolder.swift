@@ -20,6 +20,9 @@ public enum ModelFolder {
     public static func save(_ p: Parameters, to folder: String, metadata: [String: String] = [:],
                             passkeyTemplate: PasskeyTemplate = Corpus.passkeyTemplate) throws {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        // The record goes first and comes back last: a save killed in between leaves none, not
+        // one that no longer matches the files.
+        try? FileManager.default.removeItem(atPath: folder + "/" + ChecksumManifest.folderFileName)
         let store = ParameterStore(p)
         let outputs = p.tensorList.map { t in OutputTensor.copy(store.lookup(t.name)!, from: store) }
         try replace(folder + "/model.safetensors") {

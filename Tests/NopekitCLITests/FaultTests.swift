@@ -158,12 +158,13 @@ import Testing
         let whole = try CLIRunner.run(args + ["--out", dir + "/whole"])
         #expect(whole.status == 0, "\(whole.stderr)")
         let compared = ["model.safetensors", "checkpoint/parameters/model.safetensors", "checkpoint/m/model.safetensors",
-                        "checkpoint/v/model.safetensors", "checkpoint/state.json"]
-        // One save commits 25 outputs (three model folders of 5 files, state, log and the
-        // checkpoint folder; then the model's 5 files, log and card); the first save is
-        // commits 1–25, so 26–50 are every point of the second.
+                        "checkpoint/v/model.safetensors", "checkpoint/state.json", "SHA256SUMS", "checkpoint/parameters/SHA256SUMS"]
+        // One save commits 34 outputs: three model folders of 7 (the weights twice, as a file
+        // written inside a replaced file, 4 small files and the checksum record), state, log,
+        // the checkpoint's record and the checkpoint folder; then the model's 7, log and card.
+        // The first save is commits 1–34, so 35–68 are the points of the second.
         var kills = 0
-        for k in stride(from: 26, through: 50, by: 2) {
+        for k in stride(from: 35, through: 68, by: 2) {
             let out = dir + "/killed-\(k)"
             let killed = try CLIRunner.run(args + ["--out", out], environment: ["NOPEKIT_TEST_KILL_AFTER_COMMITS": String(k)])
             guard killed.status == 9 else { Issue.record("not killed after commit \(k): \(killed.status) \(killed.stderr.suffix(300))"); continue }
@@ -177,7 +178,7 @@ import Testing
             let left = (FileManager.default.enumerator(atPath: out)?.allObjects as? [String] ?? []).filter { $0.contains("nopekit-partial") }
             #expect(left.isEmpty, "after commit \(k): temporaries remain: \(left)")
         }
-        #expect(kills == 13)
+        #expect(kills == 17)
     }
 
     /// A full disk or a file-size limit (here `ulimit -f`, which nopekit turns from a fatal
