@@ -165,19 +165,14 @@ public struct GGUFHeader: Sendable {
         }
 
         mutating func value(_ type: GGUFValueType, key: String) throws -> GGUFValue {
-            let what = "the value of '\(key)'"
+            if let size = type.fixedSize {
+                guard remaining >= size else { throw GGUFError.truncated(file: file, reading: "the value of '\(key)'", offset: bytes.count) }
+                defer { position += size }
+                return GGUFValue.scalar(type, at: bytes.baseAddress! + position)
+            }
             switch type {
-            case .uint8: return .uint8(try take(UInt8.self, what))
-            case .int8: return .int8(try take(Int8.self, what))
-            case .uint16: return .uint16(try take(UInt16.self, what))
-            case .int16: return .int16(try take(Int16.self, what))
-            case .uint32: return .uint32(try take(UInt32.self, what))
-            case .int32: return .int32(try take(Int32.self, what))
-            case .float32: return .float32(Float(bitPattern: try take(UInt32.self, what)))
-            case .bool: return .bool(try take(UInt8.self, what) != 0)
-            case .uint64: return .uint64(try take(UInt64.self, what))
-            case .int64: return .int64(try take(Int64.self, what))
-            case .float64: return .float64(Double(bitPattern: try take(UInt64.self, what)))
+            case .uint8, .int8, .uint16, .int16, .uint32, .int32, .float32, .bool, .uint64, .int64, .float64:
+                preconditionFailure("fixed-size types are decoded above")
             case .string: return try stringValue(key: key)
             case .array:
                 let rawElement = try u32("the element type of '\(key)'")

@@ -142,23 +142,7 @@ public struct GGUFArray: RandomAccessCollection, Equatable, Sendable {
         case .packed(let b):
             let size = elementType.fixedSize!
             precondition(i >= 0 && i * size < b.count, "index \(i) outside a GGUF array of \(count)")
-            return b.withUnsafeBytes { raw in
-                let p = raw.baseAddress! + i * size
-                switch elementType {
-                case .uint8: return .uint8(p.load(as: UInt8.self))
-                case .int8: return .int8(p.load(as: Int8.self))
-                case .bool: return .bool(p.load(as: UInt8.self) != 0)
-                case .uint16: return .uint16(UInt16(littleEndian: p.loadUnaligned(as: UInt16.self)))
-                case .int16: return .int16(Int16(littleEndian: p.loadUnaligned(as: Int16.self)))
-                case .uint32: return .uint32(UInt32(littleEndian: p.loadUnaligned(as: UInt32.self)))
-                case .int32: return .int32(Int32(littleEndian: p.loadUnaligned(as: Int32.self)))
-                case .float32: return .float32(Float(bitPattern: UInt32(littleEndian: p.loadUnaligned(as: UInt32.self))))
-                case .uint64: return .uint64(UInt64(littleEndian: p.loadUnaligned(as: UInt64.self)))
-                case .int64: return .int64(Int64(littleEndian: p.loadUnaligned(as: Int64.self)))
-                case .float64: return .float64(Double(bitPattern: UInt64(littleEndian: p.loadUnaligned(as: UInt64.self))))
-                case .string, .array: preconditionFailure("strings and arrays are never packed")
-                }
-            }
+            return b.withUnsafeBytes { GGUFValue.scalar(elementType, at: $0.baseAddress! + i * size) }
         }
     }
 
@@ -182,4 +166,27 @@ public struct GGUFKeyValue: Equatable, Sendable {
 extension Array where Element == GGUFKeyValue {
     /// The value of `key`, if present.
     public subscript(key: String) -> GGUFValue? { first(where: { $0.key == key })?.value }
+}
+
+extension GGUFValue {
+    /// The fixed-size scalar of `type` stored little-endian at `p` (every type but string and
+    /// array; the caller has checked the bytes are there): the one decoder of metadata scalars,
+    /// for the header's cursor and packed arrays alike.
+    static func scalar(_ type: GGUFValueType, at p: UnsafeRawPointer) -> GGUFValue {
+        func le<T: FixedWidthInteger>(_: T.Type) -> T { T(littleEndian: p.loadUnaligned(as: T.self)) }
+        switch type {
+        case .uint8: return .uint8(le(UInt8.self))
+        case .int8: return .int8(le(Int8.self))
+        case .bool: return .bool(le(UInt8.self) != 0)
+        case .uint16: return .uint16(le(UInt16.self))
+        case .int16: return .int16(le(Int16.self))
+        case .uint32: return .uint32(le(UInt32.self))
+        case .int32: return .int32(le(Int32.self))
+        case .float32: return .float32(Float(bitPattern: le(UInt32.self)))
+        case .uint64: return .uint64(le(UInt64.self))
+        case .int64: return .int64(le(Int64.self))
+        case .float64: return .float64(Double(bitPattern: le(UInt64.self)))
+        case .string, .array: preconditionFailure("\(type) is not a fixed-size scalar")
+        }
+    }
 }
