@@ -13,6 +13,13 @@ struct CLIRunner {
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) } ?? candidates.last!
     }
 
+    /// A fresh empty folder under the system temporary folder; the caller removes it (`defer`).
+    static func temporaryFolder() throws -> String {
+        let dir = NSTemporaryDirectory() + "nopekit-cli-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
     struct Result {
         var status: Int32
         var stdout: String

@@ -26,8 +26,7 @@ import Testing
     /// patched model (which a second `verify` finds equal to the source with the table) and a
     /// report whose HTML and SVG parse as XML; a wrong table fails the equivalence loudly.
     @Test func extendThenVerify() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nopekit-cli-extend-\(getpid())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = URL(fileURLWithPath: try CLIRunner.temporaryFolder())
         defer { try? FileManager.default.removeItem(at: dir) }
         let text = dir.appendingPathComponent("calib.txt").path, out = dir.appendingPathComponent("out").path
         try String(repeating: "The grass is green. The pass key is 12345. Remember it. Here we go. Lena found the map at noon. ", count: 80)
@@ -66,7 +65,7 @@ import Testing
     /// reported twice, as a file that differs from its record and by its tensor's name; a
     /// checkpoint with no record is scanned only (issue 13).
     @Test func inspectVerifyFindsDamageAndNonFiniteWeightsByName() throws {
-        let dir = try FaultTests.temporaryDirectory()
+        let dir = try CLIRunner.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let out = dir + "/hf"
         let convert = try CLIRunner.run(["convert", "fixtures/organism", out, "--dtype", "f32"])
@@ -110,8 +109,7 @@ import Testing
     /// reads the blocks, the bake edits their scales in place, the output is a Q4_K GGUF again,
     /// and it equals the source run with the table within the fp16 rounding of the scales.
     @Test func extendKeepsAQuantisedGGUF() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nopekit-cli-extend-gguf-\(getpid())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = URL(fileURLWithPath: try CLIRunner.temporaryFolder())
         defer { try? FileManager.default.removeItem(at: dir) }
         var x: UInt64 = 7
         let ids = (0..<3000).map { _ -> Int in x = x &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407; return Int(x >> 59) }
@@ -166,8 +164,7 @@ import Testing
     /// A FIFO or a device where a file is expected is refused by name, never opened for a
     /// blocking read (issue 13: a FIFO as input hung forever, /dev/zero read without end).
     @Test func specialFilesAreRefusedWithoutHanging() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nopekit-fifo-\(getpid())").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try CLIRunner.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         #expect(mkfifo(dir + "/m.safetensors", 0o600) == 0)
         let input = try CLIRunner.run(["inspect", dir + "/m.safetensors"], timeout: 30)
@@ -187,8 +184,7 @@ import Testing
     /// before and after, and a second run refuses to overwrite it; an all-RoPE reading of the
     /// model has no NoPE layer to search.
     @Test func searchWritesATable() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nopekit-cli-search-\(getpid())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = URL(fileURLWithPath: try CLIRunner.temporaryFolder())
         defer { try? FileManager.default.removeItem(at: dir) }
         let text = dir.appendingPathComponent("calib.txt").path, out = dir.appendingPathComponent("t.temps.json").path
         try String(repeating: "The grass is green. The pass key is 12345. Remember it. Here we go. ", count: 60)
@@ -215,8 +211,7 @@ import Testing
     /// `bake`: a dry run reports without writing; a real run writes the folder and says what it
     /// scaled; a table of another shape is refused with the file named and nothing written.
     @Test func bakeWritesAPatchedFolder() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nopekit-cli-bake-\(getpid())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = URL(fileURLWithPath: try CLIRunner.temporaryFolder())
         defer { try? FileManager.default.removeItem(at: dir) }
         let table = dir.appendingPathComponent("t.temps.json").path, out = dir.appendingPathComponent("baked").path
         let rows = (0..<4).map { l in l == 0 ? "null" : "[" + (0..<6).map { "\(1.0 + 0.25 * Double($0 + l))" }.joined(separator: ", ") + "]" }
@@ -348,8 +343,7 @@ import Testing
 /// Ctrl-C during a conversion: the process stops, exits 130 and leaves nothing behind.
 @Suite struct InterruptTests {
     @Test func interruptedConvertLeavesNothingBehind() throws {
-        let dir = NSTemporaryDirectory() + "nopekit-int-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try CLIRunner.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // A 512 MiB F32 source: header + zero data (sparse, cheap to create).
         let source = dir + "/big.safetensors"
@@ -388,7 +382,7 @@ import Testing
     /// Ctrl-C while `extend` verifies, with its output folder half built (data, table, baked
     /// model): it stops at the next measurement, exits 130 and leaves nothing behind.
     @Test func interruptedExtendLeavesNothingBehind() throws {
-        let dir = try FaultTests.temporaryDirectory()
+        let dir = try CLIRunner.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let process = Process()
         process.executableURL = CLIRunner.binary
@@ -445,8 +439,7 @@ import Testing
     }
 
     @Test func rewritesSplitsAndMergesGGUF() throws {
-        let dir = NSTemporaryDirectory() + "nopekit-gguf-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try CLIRunner.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let split = try CLIRunner.run(["convert", "fixtures/gguf/quants.gguf", dir + "/q.gguf", "--max-shard-size", "100K"])
         #expect(split.status == 0, "\(split.stderr)")
@@ -469,8 +462,7 @@ import Testing
     /// HF folder → GGUF → HF folder through the command line; a pattern llama.cpp cannot run is
     /// refused by name and leaves nothing behind.
     @Test func convertsBetweenHuggingFaceAndGGUF() throws {
-        let dir = NSTemporaryDirectory() + "nopekit-hf-gguf-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try CLIRunner.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let gguf = try CLIRunner.run(["convert", "fixtures/organism", dir + "/o.gguf", "--type", "q8_0"])
         #expect(gguf.status == 0 && gguf.stderr.contains("wrote") && gguf.stderr.contains("granite"), "\(gguf.stderr)")
@@ -507,8 +499,7 @@ import Testing
 
     /// A model folder with a character-level tokenizer whose ids fit the fixture's vocabulary.
     static func modelWithTokenizer() throws -> String {
-        let dir = NSTemporaryDirectory() + "nopekit-score-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try CLIRunner.temporaryFolder()
         let source = CLIRunner.root.appendingPathComponent("fixtures/engine/llama_mha_rope").path
         for f in ["config.json", "model.safetensors"] { try FileManager.default.copyItem(atPath: source + "/" + f, toPath: dir + "/" + f) }
         let chars = Array("abcdefghijklmnopqrstuvwxyz .,")

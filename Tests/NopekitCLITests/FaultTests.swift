@@ -5,12 +5,6 @@ import Testing
 /// temporaries that the next write to the same output removes; a killed search resumes to the
 /// same table as an uninterrupted one. Each test proves the kill happened (status 9).
 @Suite(.serialized) struct FaultTests {
-    static func temporaryDirectory() throws -> String {
-        let dir = NSTemporaryDirectory() + "nopekit-fault-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        return dir
-    }
-
     /// One F32 tensor of `megabytes` MB of zeros (sparse, so writing it costs nothing).
     static func bigSafetensors(_ path: String, megabytes: Int) throws {
         let rows = megabytes * 256
@@ -42,7 +36,7 @@ import Testing
     }
 
     @Test func killedConvertLeavesNoOutputAndTheNextRunCleansUp() throws {
-        let dir = try Self.temporaryDirectory()
+        let dir = try CLIRunner.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try Self.bigSafetensors(dir + "/big.safetensors", megabytes: 400)
         let out = dir + "/out.safetensors"
@@ -95,7 +89,7 @@ import Testing
     /// A bake killed at arbitrary points publishes nothing; the next bake to the same folder
     /// succeeds and removes the killed runs' temporaries.
     @Test func killedBakeLeavesNoOutputAndTheNextRunCleansUp() throws {
-        let dir = try Self.temporaryDirectory()
+        let dir = try CLIRunner.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let table = try Self.bigLlamaFolder(dir + "/big")
         let out = dir + "/baked"
@@ -113,7 +107,7 @@ import Testing
     /// Killed as soon as its step-10 state is saved, a search resumed with --resume ends with
     /// the same table, bit for bit, as a run that was never interrupted.
     @Test func killedSearchResumesToTheSameTable() throws {
-        let dir = try Self.temporaryDirectory()
+        let dir = try CLIRunner.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let args = ["search", "fixtures/organism", "--data", "fixtures/verify/eval.txt", "--target-length", "1024",
                     "--schedule", "fast", "--steps", "20", "--threads", "1"]
@@ -152,7 +146,7 @@ import Testing
     /// interrupted, and leaves no temporaries. (When the checkpoint was a set of files, a kill
     /// after the new weights but before the new step resumed the new weights from the old step.)
     @Test func killedPretrainResumesToTheSameWeights() throws {
-        let dir = try Self.temporaryDirectory()
+        let dir = try CLIRunner.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let args = ["pretrain", "--preset", "micro", "--length", "64", "--batch", "2", "--steps", "6", "--eval-every", "2", "--threads", "1"]
         let whole = try CLIRunner.run(args + ["--out", dir + "/whole"])
@@ -186,7 +180,7 @@ import Testing
     /// left behind (issue 13).
     @Test(arguments: [["convert", "fixtures/organism", "OUT", "--dtype", "bf16"], ["convert", "fixtures/organism", "OUT.gguf", "--type", "q8_0"]])
     func fileSizeLimitFailsCleanly(_ template: [String]) throws {
-        let dir = try Self.temporaryDirectory()
+        let dir = try CLIRunner.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let arguments = template.map { $0.replacingOccurrences(of: "OUT", with: dir + "/out") }
         let r = try CLIRunner.run(["-c", "ulimit -f 512; exec \"$0\" \"$@\"", CLIRunner.binary.path] + arguments,
@@ -220,7 +214,7 @@ import Testing
     }
 
     @Test func everyCommandLeavesItsInputsUntouched() throws {
-        let dir = try FaultTests.temporaryDirectory()
+        let dir = try CLIRunner.temporaryFolder()
         defer {
             _ = try? CLIRunner.run(["-R", "u+w", dir], executable: URL(fileURLWithPath: "/bin/chmod"))
             try? FileManager.default.removeItem(atPath: dir)

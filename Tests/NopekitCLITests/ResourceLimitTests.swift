@@ -38,8 +38,7 @@ struct ResourceLimitTests {
 
     @Test(arguments: cases.map(\.0))
     func hugeClaimsAreRefusedCheaply(_ name: String) throws {
-        let dir = NSTemporaryDirectory() + "nopekit-limits-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try CLIRunner.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let bytes = Self.cases.first { $0.0 == name }!.1
         try Data(bytes).write(to: URL(fileURLWithPath: dir + "/" + name))
@@ -58,7 +57,7 @@ struct ResourceLimitTests {
     /// A real (not claimed) array of 25 million bytes costs about its size, not 41 bytes per
     /// element as enum values did (1 GB to inspect a 25 MB file): the bytes stay packed.
     @Test func aLargeMetadataArrayCostsAboutItsSize() throws {
-        let dir = try FaultTests.temporaryDirectory()
+        let dir = try CLIRunner.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let count = 25_000_000
         var bytes = Self.gguf(tensors: 0, [("big", 9, [0, 0, 0, 0] + Self.le64(UInt64(count)))])   // ARRAY of UINT8

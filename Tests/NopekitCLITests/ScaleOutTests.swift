@@ -19,17 +19,11 @@ struct ScaleOutTests {
                           timeout: 300, executable: mpirun!)
     }
 
-    static func temporaryDirectory() throws -> String {
-        let dir = NSTemporaryDirectory() + "nopekit-mpi-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        return dir
-    }
-
     static let search = ["search", "fixtures/organism", "--data", "fixtures/verify/eval.txt", "--target-length", "1024",
                          "--schedule", "fast", "--steps", "4", "--threads", "1"]
 
     @Test func searchAcrossTwoRanksEqualsOneProcess() throws {
-        let dir = try Self.temporaryDirectory()
+        let dir = try CLIRunner.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let one = try CLIRunner.run(Self.search + ["--out", dir + "/one.temps.json"])
         #expect(one.status == 0, "\(one.stderr)")
@@ -48,7 +42,7 @@ struct ScaleOutTests {
     }
 
     @Test func verifyAcrossTwoRanksEqualsOneProcess() throws {
-        let dir = try Self.temporaryDirectory()
+        let dir = try CLIRunner.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let args = ["verify", "fixtures/organism", "--temps", "fixtures/verify/organism.temps.json", "--data", "fixtures/verify/eval.txt",
                     "--lengths", "256,512", "--max-tokens", "2048", "--json", "--threads", "1"]
