@@ -41,8 +41,7 @@ public enum ModelFolder {
     /// `folder/SHA256SUMS` for the model files (`ChecksumManifest`); the training log and card,
     /// rewritten beside them after every save, are left out.
     static func writeChecksums(_ folder: String) throws {
-        let entries = try files.map { ChecksumManifest.Entry(path: $0, sha256: try ChecksumManifest.digest(of: folder + "/" + $0)) }
-        try replaceText(folder + "/" + ChecksumManifest.folderFileName, ChecksumManifest(entries).text)
+        try replaceText(folder + "/" + ChecksumManifest.folderFileName, try ChecksumManifest.of(files, in: folder).text)
     }
 
     /// Writes `path` through `write` under a temporary name, then renames it over the old file

@@ -165,14 +165,12 @@ public struct GGUFHeader: Sendable {
         }
 
         mutating func value(_ type: GGUFValueType, key: String) throws -> GGUFValue {
-            if let size = type.fixedSize {
+            switch type {
+            case .uint8, .int8, .uint16, .int16, .uint32, .int32, .float32, .bool, .uint64, .int64, .float64:
+                let size = type.fixedSize!
                 guard remaining >= size else { throw GGUFError.truncated(file: file, reading: "the value of '\(key)'", offset: bytes.count) }
                 defer { position += size }
                 return GGUFValue.scalar(type, at: bytes.baseAddress! + position)
-            }
-            switch type {
-            case .uint8, .int8, .uint16, .int16, .uint32, .int32, .float32, .bool, .uint64, .int64, .float64:
-                preconditionFailure("fixed-size types are decoded above")
             case .string: return try stringValue(key: key)
             case .array:
                 let rawElement = try u32("the element type of '\(key)'")

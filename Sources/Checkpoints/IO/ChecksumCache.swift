@@ -64,8 +64,11 @@ public struct ChecksumCache: Sendable {
 
     /// The digest remembered for `path` while its identity is unchanged, without hashing.
     public func remembered(_ path: String) -> String? {
-        guard let folder, let id = Identity(path),
-              let bytes = try? SmallFile.read(folder + "/" + id.key), bytes.count == 64,
+        Identity(path).flatMap(remembered)
+    }
+
+    private func remembered(_ id: Identity) -> String? {
+        guard let folder, let bytes = try? SmallFile.read(folder + "/" + id.key), bytes.count == 64,
               bytes.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else { return nil }
         return String(decoding: bytes, as: UTF8.self)
     }
@@ -73,8 +76,8 @@ public struct ChecksumCache: Sendable {
     /// The digest of `path`: remembered when its identity is unchanged, else computed (with
     /// `stop` asked between reads) and remembered.
     public func sha256(of path: String, stop: () -> Bool = { false }) throws -> String {
-        if let known = remembered(path) { return known }
         guard let folder, let before = Identity(path) else { return try SHA256.file(path, stop: stop) }
+        if let known = remembered(before) { return known }
         let entry = folder + "/" + before.key
         let started = Int64(Date().timeIntervalSince1970 * 1e9)
         let digest = try SHA256.file(path, stop: stop)

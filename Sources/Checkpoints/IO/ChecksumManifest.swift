@@ -101,15 +101,16 @@ public struct ChecksumManifest: Equatable {
 
     /// The SHA-256 of a file to record: remembered from writing it when this process just did
     /// (`WrittenDigests`, so a 10 GB output is not read again), else read.
-    public static func digest(of path: String) throws -> String { try WrittenDigests.sha256(of: path) }
+    static func digest(of path: String) throws -> String { try WrittenDigests.sha256(of: path) }
+
+    /// The files `names` (relative to `folder`), each with its digest.
+    public static func of(_ names: [String], in folder: String) throws -> ChecksumManifest {
+        ChecksumManifest(try names.map { Entry(path: $0, sha256: try digest(of: (folder as NSString).appendingPathComponent($0))) })
+    }
 
     /// Every regular file under `folder` (except its own `SHA256SUMS`), with its digest.
     public static func of(folder: String) throws -> ChecksumManifest {
-        var entries: [Entry] = []
-        for path in try regularFiles(under: folder) where path != folderFileName {
-            entries.append(Entry(path: path, sha256: try digest(of: folder + "/" + path)))
-        }
-        return ChecksumManifest(entries)
+        try of(try regularFiles(under: folder).filter { $0 != folderFileName }, in: folder)
     }
 
     /// Relative paths of the regular files under `folder`, recursively (links not followed).
@@ -134,8 +135,8 @@ public struct ChecksumManifest: Equatable {
     /// Writes `X.sha256` beside the output `X` made of `files` (X itself, or its split parts),
     /// each given by its path and listed by its name.
     public static func writeSidecar(for output: String, files: [String]) throws {
-        let entries = try files.map { Entry(path: ($0 as NSString).lastPathComponent, sha256: try digest(of: $0)) }
-        try AtomicOutput.write(Array(ChecksumManifest(entries).text.utf8), to: output + sidecarSuffix, replacing: true)
+        let manifest = try of(files.map { ($0 as NSString).lastPathComponent }, in: (output as NSString).deletingLastPathComponent)
+        try AtomicOutput.write(Array(manifest.text.utf8), to: output + sidecarSuffix, replacing: true)
     }
 
     /// Removes a sidecar left from an earlier file at `output` (its file is gone, since outputs
